@@ -1,0 +1,40 @@
+# Every entry point of the workbook. Each target builds .venv first when it is missing or when
+# pyproject.toml changed, so a fresh machine needs only python3 (3.10+) and make.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+# Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: help install test docs docs-build clean
+
+help:
+	@echo "make test        run the whole test suite (every stage and the lab)"
+	@echo "make docs        serve the site on http://127.0.0.1:8000"
+	@echo "make docs-build  build the site with mkdocs build --strict"
+	@echo "make install     only create .venv and install the workbook into it"
+	@echo "make clean       remove .venv and the built site"
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "The workbook needs Python 3.10 or newer, found " + sys.version.split()[0] + ". Try: make PYTHON=python3.12 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(INSTALLED)
+
+test: $(INSTALLED)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+docs: $(INSTALLED)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: $(INSTALLED)
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) site
