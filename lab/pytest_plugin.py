@@ -1,0 +1,166 @@
+"""The workbook's pytest plugin: one session over four stages, and no leaked processes.
+
+Registered with `-p lab.pytest_plugin` in the root's and every stage's pytest configuration.
+
+1. Stage isolation. Every stage has an app package with the same name, `twitpic`. Python caches
+   imported modules by name, so without help stage 02's tests would silently run stage 01's code.
+   Before a stage's file is collected and before each of its tests runs, this plugin makes that
+   stage active: its folder first on `sys.path` and its own `twitpic*` modules in `sys.modules`
+   (stashed and restored, never imported twice), the previous stage's modules put aside.
+2. Leak check. Every process the suite starts must be stopped by the suite. At the end of the
+   session any process still descended from pytest is reported, killed, and the run fails. On Linux
+   pytest becomes a "child subreaper", so even a daemon that double-forked away is still counted.
+3. Strict skips. With WORKBOOK_NO_SKIPS=1 (CI sets it), a skipped test fails the run: a check that
+   CI requires must run, not quietly skip.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+APP_PACKAGE = "twitpic"
+NO_SKIPS_ENV = "WORKBOOK_NO_SKIPS"
+
+# --------------------------------------------------------------------------------------------
+# 1. Stage isolation
+# --------------------------------------------------------------------------------------------
+
+
+def stage_root(path: Path) -> Path | None:
+    """The stage folder holding `path`: the nearest ancestor with a `twitpic` package in it."""
+    path = Path(path).resolve()
+    for folder in [path, *path.parents] if path.is_dir() else path.parents:
+        if (folder / APP_PACKAGE / "__init__.py").is_file():
+            return folder
+    return None
+
+
+def _is_app_module(name: str) -> bool:
+    return name == APP_PACKAGE or name.startswith(APP_PACKAGE + ".")
+
+
+class StageSwitcher:
+    def __init__(self) -> None:
+        self.active: Path | None = None
+        self.stashed: dict[Path, dict[str, object]] = {}
+
+    def activate(self, stage: Path | None) -> None:
+        if stage is None or stage == self.active:
+            return
+        # Put the current stage's modules aside, whichever stage imported them.
+        leaving = {name: mod for name, mod in sys.modules.items() if _is_app_module(name)}
+        for name in leaving:
+            del sys.modules[name]
+        if self.active is not None:
+            self.stashed[self.active] = leaving
+            sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != self.active]
+        sys.path.insert(0, str(stage))
+        sys.modules.update(self.stashed.pop(stage, {}))
+        self.active = stage
+
+
+switcher = StageSwitcher()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    # Collecting a stage's test module imports it: module-level `import twitpic` must see its stage.
+    path = getattr(collector, "path", None)
+    if path is not None:
+        switcher.activate(stage_root(path))
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Setup, call and teardown of a stage's test, including imports done lazily at run time.
+    switcher.activate(stage_root(item.path))
+    return (yield)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Leak check
+# --------------------------------------------------------------------------------------------
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants get re-parented to us instead of to init (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _living_descendants() -> list[psutil.Process]:
+    living = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                living.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return living
+
+
+def _reap_zombies() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def pytest_configure(config):
+    _become_subreaper()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    # A process that got SIGTERM a moment ago may still be on its way out.
+    deadline = time.monotonic() + 2.0
+    leaked = _living_descendants()
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leaked = _living_descendants()
+    problems = []
+    for process in leaked:
+        try:
+            problems.append(f"leaked process {process.pid}: {' '.join(process.cmdline())[:200]}")
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _reap_zombies()
+    if NO_SKIPS_ENV in os.environ and os.environ[NO_SKIPS_ENV] not in ("", "0"):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for report in (reporter.stats.get("skipped", []) if reporter else []):
+            reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+            problems.append(f"skipped, but {NO_SKIPS_ENV} is set: {report.nodeid}: {reason}")
+    if problems:
+        session.config.stash[_problems_key] = problems
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_problems_key = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    problems = config.stash.get(_problems_key, [])
+    if problems:
+        terminalreporter.section("workbook checks failed", sep="=", red=True, bold=True)
+        for line in problems:
+            terminalreporter.write_line(line, red=True)

@@ -1,0 +1,115 @@
+"""lab.process: start, wait until ready, stop the whole process group."""
+
+import os
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from lab.process import ManagedProcess, ProcessError, free_port, port_answers, wait_until
+
+PY = sys.executable
+
+
+def listener_script(port: int, children: int = 0, ignore_term: bool = False) -> list[str]:
+    """A tiny server that listens on `port`, optionally with child processes of its own."""
+    code = textwrap.dedent(
+        f"""
+        import signal, socket, subprocess, sys, time
+        if {ignore_term}:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+                for _ in range({children})]
+        print("children", *[k.pid for k in kids], flush=True)
+        server = socket.socket()
+        server.bind(("127.0.0.1", {port}))
+        server.listen()
+        time.sleep(600)
+        """
+    )
+    return [PY, "-c", code]
+
+
+def child_pids(process: ManagedProcess) -> list[int]:
+    wait_until(lambda: "children" in process.log_text(), timeout=5, what="children started")
+    line = next(l for l in process.log_text().splitlines() if l.startswith("children"))
+    return [int(pid) for pid in line.split()[1:]]
+
+
+def test_free_port_is_free_and_bindable():
+    port = free_port()
+    assert 1024 < port < 65536
+    assert not port_answers("127.0.0.1", port)
+
+
+def test_start_waits_until_the_port_answers_and_stop_ends_it():
+    port = free_port()
+    process = ManagedProcess("listener", listener_script(port), port=port)
+    with process:
+        assert process.alive
+        assert port_answers("127.0.0.1", port)
+    assert not process.alive
+    assert not port_answers("127.0.0.1", port)
+
+
+def test_stop_also_stops_the_process_children():
+    port = free_port()
+    with ManagedProcess("parent", listener_script(port, children=2), port=port) as process:
+        kids = child_pids(process)
+        assert all(psutil.pid_exists(pid) for pid in kids)
+    for pid in kids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_stop_escalates_to_sigkill_when_sigterm_is_ignored():
+    port = free_port()
+    process = ManagedProcess("stubborn", listener_script(port, ignore_term=True), port=port).start()
+    try:
+        assert process.stop(grace=0.5) == -9
+    finally:
+        process.remove_log()
+
+
+def test_a_process_that_exits_while_starting_raises_with_its_output():
+    process = ManagedProcess(
+        "broken", [PY, "-c", "import sys; print('no config file'); sys.exit(3)"], port=free_port()
+    )
+    with pytest.raises(ProcessError, match=r"exited with code 3(.|\n)*no config file"):
+        process.start()
+    process.remove_log()
+
+
+def test_a_process_that_never_gets_ready_is_stopped_and_raises():
+    process = ManagedProcess("silent", [PY, "-c", "import time; time.sleep(600)"], port=free_port())
+    with pytest.raises(ProcessError, match="did not become ready"):
+        process.start(timeout=0.5)
+    assert not process.alive
+    process.remove_log()
+
+
+def test_a_custom_readiness_check():
+    marker = []
+    process = ManagedProcess(
+        "custom", [PY, "-c", "import time; time.sleep(600)"], ready=lambda: marker.append(1) or True
+    )
+    with process:
+        assert marker
+        assert process.alive
+
+
+def test_environment_and_working_directory_reach_the_process(tmp_path):
+    process = ManagedProcess(
+        "env",
+        [PY, "-c", "import os; print(os.environ['WORKBOOK_PROBE'], os.getcwd()); import time; time.sleep(600)"],
+        env={"WORKBOOK_PROBE": "seen"},
+        cwd=tmp_path,
+        ready=lambda: "seen" in process.log_text(),
+    )
+    with process:
+        assert process.log_text().strip() == f"seen {os.path.realpath(tmp_path)}"
+
+
+def test_wait_until_raises_after_its_timeout():
+    with pytest.raises(TimeoutError, match="never true not met"):
+        wait_until(lambda: False, timeout=0.1, what="never true")

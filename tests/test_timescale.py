@@ -1,0 +1,34 @@
+import pytest
+
+from lab.timescale import ENV_VAR, TimeScaleError, scaled, set_time_scale, time_scale
+
+
+def test_the_default_scale_is_the_story_itself(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert time_scale() == 1.0
+    assert scaled(1.5) == 1.5
+
+
+def test_the_scale_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "0.01")
+    assert scaled(2.0) == pytest.approx(0.02)
+
+
+def test_set_time_scale_reaches_child_processes(monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(ENV_VAR, "1")  # so that monkeypatch restores it after set_time_scale
+    set_time_scale(0.25)
+    out = subprocess.run(
+        [sys.executable, "-c", "from lab.timescale import scaled; print(scaled(4))"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "1.0"
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "fast", "inf", "nan"])
+def test_a_bad_scale_is_a_clear_error(monkeypatch, text):
+    monkeypatch.setenv(ENV_VAR, text)
+    with pytest.raises(TimeScaleError, match="time scale must be"):
+        time_scale()
