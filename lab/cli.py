@@ -1,0 +1,187 @@
+"""`workbook`: the lab's command line.
+
+    workbook twitter --port 8081 --latency-ms 1000-2000 --mode up   run the fake Twitter API
+    workbook twitter-mode hang                                      switch a running one's mode
+    workbook kestrel --port 22133 --data-dir DIR                    run the Kestrel-protocol server
+
+`--time-scale X` (or WORKBOOK_TIME_SCALE) before the command scales every delay, for this process
+and every process it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from lab.timescale import ENV_VAR as TIME_SCALE_ENV
+from lab.timescale import TimeScaleError, parse_time_scale, set_time_scale
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbook",
+        description="The Twitpic workbook's lab bench.",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_time_scale,
+        metavar="X",
+        help=f"multiply every delay by X (default 1, or ${TIME_SCALE_ENV}); 0.01 runs the story 100x faster",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    twitter = commands.add_parser(
+        "twitter",
+        help="run the fake Twitter API",
+        description="Run the fake Twitter API: POST /2/tweets on --port, control routes and the "
+        "page on both ports (only --control-port stays open in `refuse` mode).",
+    )
+    twitter.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    twitter.add_argument("--port", type=int, default=8081, help="the API port (default 8081)")
+    twitter.add_argument(
+        "--control-port", type=int, default=8082, help="the control port (default 8082)"
+    )
+    twitter.add_argument(
+        "--latency-ms",
+        default="1000-2000",
+        metavar="LO-HI",
+        help="each request takes a random time in this range, in story milliseconds (default 1000-2000)",
+    )
+    twitter.add_argument("--mode", default="up", help="up, slow, down, refuse, hang or flaky (default up)")
+    twitter.add_argument(
+        "--fail-rate", default="0.3", help="share of requests that fail in `flaky` mode (default 0.3)"
+    )
+    twitter.add_argument("--seed", type=int, help="seed the random latency and failures")
+    twitter.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME=TOKEN",
+        help="a user and their token (repeat it; replaces the demo users alice, bob, carol, dave)",
+    )
+    twitter.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    twitter.set_defaults(func=run_twitter)
+
+    mode = commands.add_parser(
+        "twitter-mode",
+        help="show or change a running fake Twitter's mode",
+        description="Show or change a running fake Twitter's mode, latency and fail rate.",
+    )
+    mode.add_argument("mode", nargs="?", help="up, slow, down, refuse, hang or flaky")
+    mode.add_argument("--latency-ms", metavar="LO-HI")
+    mode.add_argument("--fail-rate")
+    mode.add_argument(
+        "--url",
+        default="http://127.0.0.1:8082",
+        help="the fake Twitter's control port (default http://127.0.0.1:8082)",
+    )
+    mode.set_defaults(func=run_twitter_mode)
+
+    kestrel = commands.add_parser(
+        "kestrel",
+        help="run the Kestrel-protocol queue server",
+        add_help=False,  # its own --help lists its options
+    )
+    kestrel.add_argument("args", nargs=argparse.REMAINDER)
+    kestrel.set_defaults(func=run_kestrel)
+    return parser
+
+
+def _time_scale(text: str) -> float:
+    try:
+        return parse_time_scale(text)
+    except TimeScaleError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def run_twitter(args) -> int:
+    from lab.twitter.server import FakeTwitterServer
+    from lab.twitter.state import ControlError, TwitterState
+    from lab.twitter.users import DEMO_USERS, parse_user
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s twitter %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        users = dict(parse_user(text) for text in args.user) if args.user else dict(DEMO_USERS)
+        state = TwitterState(
+            users=users,
+            mode=args.mode,
+            latency_ms=args.latency_ms,
+            fail_rate=args.fail_rate,
+            seed=args.seed,
+        )
+    except (ControlError, ValueError) as error:
+        print(f"workbook twitter: {error}", file=sys.stderr)
+        return 2
+    try:
+        server = FakeTwitterServer(state, args.host, args.port, args.control_port).start()
+    except OSError as error:
+        print(f"workbook twitter: cannot listen on {args.host}: {error}", file=sys.stderr)
+        return 1
+
+    def stop(signum, frame):
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"fake Twitter API:  http://{args.host}:{server.port}/2/tweets", flush=True)
+    print(f"timeline and modes: http://{args.host}:{server.control_port}/", flush=True)
+    print(f"mode {state.mode}, latency {args.latency_ms} ms x time scale, Ctrl-C to stop", flush=True)
+    server.wait()
+    return 0
+
+
+def run_twitter_mode(args) -> int:
+    import requests
+
+    changes = {}
+    if args.mode:
+        changes["mode"] = args.mode
+    if args.latency_ms:
+        changes["latency_ms"] = args.latency_ms.split("-", 1) if "-" in args.latency_ms else [args.latency_ms] * 2
+    if args.fail_rate:
+        changes["fail_rate"] = args.fail_rate
+    url = args.url.rstrip("/") + "/_control"
+    try:
+        if changes:
+            response = requests.post(url, json=changes, timeout=5)
+        else:
+            response = requests.get(url, timeout=5)
+    except requests.RequestException as error:
+        print(f"workbook twitter-mode: no fake Twitter at {args.url}: {error}", file=sys.stderr)
+        return 1
+    body = response.json()
+    if not response.ok:
+        print(f"workbook twitter-mode: {body.get('detail', body)}", file=sys.stderr)
+        return 2
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def run_kestrel(args) -> int:
+    try:
+        from lab.kestrel.cli import main as kestrel_main
+    except ImportError:
+        print("workbook kestrel: the Kestrel-protocol server is not installed", file=sys.stderr)
+        return 1
+    return kestrel_main(args.args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.time_scale is not None:
+        set_time_scale(args.time_scale)
+    try:
+        return args.func(args) or 0
+    except TimeScaleError as error:
+        print(f"workbook: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

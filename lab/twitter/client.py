@@ -1,0 +1,119 @@
+"""Drive a fake Twitter from Python: start it on free ports, switch modes, read the ledger, stop it.
+
+Used by the tests, the drill and `workbook up`. It speaks to the server over HTTP only, exactly as
+a trainer would with curl.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+import requests
+
+from lab.process import LOCALHOST, ManagedProcess, free_port
+from lab.timescale import ENV_VAR as TIME_SCALE_ENV
+
+CONTROL_TIMEOUT = 5.0  # seconds; the control routes answer at once even while hanging
+
+
+class FakeTwitter:
+    def __init__(self, api_url: str, control_url: str, process: ManagedProcess | None = None):
+        self.api_url = api_url.rstrip("/")
+        self.control_url = control_url.rstrip("/")
+        self.process = process
+        self._http = requests.Session()
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        latency_ms: tuple[int, int] = (0, 0),
+        mode: str = "up",
+        fail_rate: float = 0.3,
+        seed: int | None = None,
+        users: Mapping[str, str] | None = None,
+        time_scale: float | None = None,
+        host: str = LOCALHOST,
+        port: int | None = None,
+        control_port: int | None = None,
+        timeout: float = 15.0,
+    ) -> "FakeTwitter":
+        """Run `workbook twitter` as a subprocess and wait until it answers."""
+        port = port or free_port(host)
+        control_port = control_port or free_port(host)
+        argv = [
+            sys.executable, "-m", "lab", "twitter",
+            "--host", host, "--port", str(port), "--control-port", str(control_port),
+            "--latency-ms", f"{latency_ms[0]}-{latency_ms[1]}",
+            "--mode", mode, "--fail-rate", str(fail_rate),
+        ]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        for name, token in (users or {}).items():
+            argv += ["--user", f"{name}={token}"]
+        env = {TIME_SCALE_ENV: repr(time_scale)} if time_scale is not None else None
+        twitter = cls(f"http://{host}:{port}", f"http://{host}:{control_port}")
+        twitter.process = ManagedProcess(
+            "twitter", argv, env=env, host=host, port=control_port, ready=twitter.answers
+        )
+        twitter.process.start(timeout=timeout)
+        return twitter
+
+    # -- the API and the control routes -----------------------------------------------------
+
+    @property
+    def tweets_url(self) -> str:
+        return f"{self.api_url}/2/tweets"
+
+    def answers(self) -> bool:
+        try:
+            return self._http.get(f"{self.control_url}/_control", timeout=0.5).ok
+        except requests.RequestException:
+            return False
+
+    def _call(self, method: str, path: str, json=None) -> dict:
+        response = self._http.request(
+            method, f"{self.control_url}{path}", json=json, timeout=CONTROL_TIMEOUT
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def control(self, **changes) -> dict:
+        """Change `mode`, `latency_ms` ([lo, hi]) and/or `fail_rate`; returns the new state."""
+        if "latency_ms" in changes:
+            changes["latency_ms"] = list(changes["latency_ms"])
+        return self._call("POST", "/_control", json=changes)
+
+    def set_mode(self, mode: str) -> dict:
+        return self.control(mode=mode)
+
+    def state(self) -> dict:
+        return self._call("GET", "/_control")
+
+    def ledger(self) -> list[dict]:
+        return self._call("GET", "/_ledger")["tweets"]
+
+    def stats(self) -> dict:
+        return self._call("GET", "/_stats")
+
+    def reset(self) -> dict:
+        return self._call("POST", "/_reset")
+
+    def users(self) -> dict[str, str]:
+        """username -> token"""
+        return {user["username"]: user["token"] for user in self._call("GET", "/_users")["users"]}
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._http.close()
+        if self.process is not None:
+            self.process.stop()
+            self.process.remove_log()
+
+    def __enter__(self) -> "FakeTwitter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

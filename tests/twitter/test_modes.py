@@ -1,0 +1,191 @@
+"""The outage modes, the latency range and the time scale: what the stages are tested against."""
+
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+import requests
+
+from lab.process import wait_until
+from lab.twitter import DEMO_USERS, FakeTwitter
+
+ALICE = {"Authorization": f"Bearer {DEMO_USERS['alice']}"}
+
+
+def post(twitter, text="hello", timeout=5):
+    return requests.post(twitter.tweets_url, json={"text": text}, headers=ALICE, timeout=timeout)
+
+
+def timed_post(twitter, text="hello"):
+    started = time.perf_counter()
+    response = post(twitter, text)
+    return response, time.perf_counter() - started
+
+
+def test_latency_stays_inside_the_range(twitter):
+    twitter.control(latency_ms=[60, 90])
+    elapsed = []
+    for n in range(8):
+        response, seconds = timed_post(twitter, f"pic {n}")
+        assert response.status_code == 201
+        elapsed.append(seconds)
+
+    assert min(elapsed) >= 0.060
+    # Generous headroom above 90 ms for a busy machine; the lower bound is the real check.
+    assert statistics.median(elapsed) < 0.090 + 0.150
+
+
+def test_the_time_scale_scales_the_latency():
+    # 1-1.2 s of story time at a twentieth of the speed: 50-60 ms.
+    with FakeTwitter.start(latency_ms=(1000, 1200), time_scale=0.05) as twitter:
+        assert twitter.state()["time_scale"] == 0.05
+        elapsed = [timed_post(twitter, f"pic {n}")[1] for n in range(5)]
+    assert min(elapsed) >= 0.050
+    assert max(elapsed) < 0.8  # far below the unscaled 1 s
+
+
+def test_slow_multiplies_the_latency_by_ten(twitter):
+    twitter.control(mode="slow", latency_ms=[25, 25])
+    response, seconds = timed_post(twitter)
+    assert response.status_code == 201
+    assert seconds >= 0.250
+
+
+def test_down_answers_503_and_records_nothing(twitter):
+    twitter.set_mode("down")
+    response = post(twitter)
+
+    assert response.status_code == 503
+    assert response.json()["detail"] == "Twitter is over capacity."
+    assert twitter.ledger() == []
+    assert twitter.stats()["rejected"] == {"down": 1}
+
+
+def test_refuse_closes_the_api_port_and_up_opens_it_again(twitter):
+    twitter.set_mode("refuse")
+
+    with pytest.raises(requests.ConnectionError):
+        post(twitter)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(twitter.api_url.rsplit(":", 1)[1])), timeout=1)
+    assert twitter.state()["mode"] == "refuse"  # the control port still answers
+
+    twitter.set_mode("up")
+    assert post(twitter).status_code == 201
+    assert len(twitter.ledger()) == 1
+
+
+def test_refuse_drops_a_connection_that_was_already_open(twitter):
+    session = requests.Session()  # keep-alive: this connection outlives the listening socket
+    assert session.post(twitter.tweets_url, json={"text": "before"}, headers=ALICE, timeout=5).ok
+    twitter.set_mode("refuse")
+
+    with pytest.raises(requests.ConnectionError):
+        session.post(twitter.tweets_url, json={"text": "during"}, headers=ALICE, timeout=5)
+    session.close()
+    assert [t["text"] for t in twitter.ledger()] == ["before"]
+
+
+def test_hang_holds_a_request_until_the_client_gives_up(twitter):
+    twitter.set_mode("hang")
+
+    with pytest.raises(requests.ReadTimeout):
+        post(twitter, timeout=0.3)
+    assert twitter.state()["mode"] == "hang"
+
+
+def test_hang_answers_held_requests_when_the_mode_changes(twitter):
+    twitter.set_mode("hang")
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(post(twitter, "held", timeout=30)))
+    thread.start()
+    wait_until(lambda: twitter.state()["held"] == 1, timeout=5, what="one request held")
+    assert answers == []
+
+    twitter.set_mode("up")
+    thread.join(timeout=10)
+
+    assert [a.status_code for a in answers] == [201]
+    assert twitter.state()["held"] == 0
+    assert [t["text"] for t in twitter.ledger()] == ["held"]
+
+
+def test_hang_holds_200_requests_while_control_and_ledger_answer_within_100ms(twitter):
+    """The fake must never be the bottleneck: the stages' workers block, not the fake."""
+    twitter.set_mode("hang")
+    host, port = twitter.api_url.removeprefix("http://").split(":")
+    held = []
+    try:
+        for n in range(200):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            body = f'{{"text": "held {n}"}}'.encode()
+            sock.sendall(
+                b"POST /2/tweets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {DEMO_USERS['alice']}\r\n".encode()
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            held.append(sock)
+        wait_until(lambda: twitter.state()["held"] == 200, timeout=10, what="200 requests held")
+
+        for url in (twitter.control_url, twitter.api_url):
+            for path in ("/_control", "/_ledger", "/_stats"):
+                started = time.perf_counter()
+                assert requests.get(url + path, timeout=5).ok
+                assert time.perf_counter() - started < 0.100, f"{url}{path} was slow"
+
+        twitter.set_mode("up")
+        for sock in held:
+            sock.settimeout(10)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 201 ")
+    finally:
+        for sock in held:
+            sock.close()
+    assert twitter.stats()["accepted"] == 200
+
+
+def test_flaky_fails_about_the_given_share(twitter):
+    twitter.control(mode="flaky", fail_rate=0.5)
+    codes = [post(twitter, f"pic {n}").status_code for n in range(200)]
+
+    failures = codes.count(503)
+    assert set(codes) == {201, 503}
+    assert 60 <= failures <= 140  # 100 expected; this band is over 5 standard deviations wide
+    assert twitter.stats()["rejected"] == {"flaky": failures}
+    assert twitter.stats()["accepted"] == 200 - failures
+
+
+@pytest.mark.parametrize("rate, expected", [(0.0, {201}), (1.0, {503})])
+def test_flaky_at_the_extremes(twitter, rate, expected):
+    twitter.control(mode="flaky", fail_rate=rate)
+    assert {post(twitter, f"pic {n}").status_code for n in range(20)} == expected
+
+
+@pytest.mark.parametrize(
+    "changes, detail",
+    [
+        ({"mode": "sideways"}, "mode must be one of"),
+        ({"latency_ms": [5, 1]}, "lo <= hi"),
+        ({"latency_ms": "fast"}, "latency_ms"),
+        ({"fail_rate": 1.5}, "from 0 to 1"),
+        ({"fail_rate": "often"}, "fail_rate"),
+        ({"mode": "down", "colour": "red"}, "unknown control field"),
+    ],
+)
+def test_bad_control_values_are_400_and_change_nothing(twitter, changes, detail):
+    before = twitter.state()
+    response = requests.post(f"{twitter.control_url}/_control", json=changes, timeout=5)
+
+    assert response.status_code == 400
+    assert detail in response.json()["detail"]
+    assert twitter.state() == before
+
+
+def test_control_changes_mode_latency_and_fail_rate_together(twitter):
+    state = twitter.control(mode="flaky", latency_ms=[3, 4], fail_rate=0.25)
+    assert state["mode"] == "flaky"
+    assert state["latency_ms"] == [3, 4]
+    assert state["fail_rate"] == 0.25
+    assert twitter.state() == state
