@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 LOCALHOST = "127.0.0.1"
 
 
@@ -168,6 +170,7 @@ class ManagedProcess:
         """SIGTERM the whole group, then SIGKILL whatever is left after `grace` seconds."""
         if self.popen is None:
             return None
+        family = _descendants(self.pid)
         if self.popen.poll() is None:
             _signal_group(self.pid, signal.SIGTERM)
             try:
@@ -177,6 +180,7 @@ class ManagedProcess:
                 self.popen.wait()
         # The leader is gone; its children may not be (a worker that ignored SIGTERM).
         _signal_group(self.pid, signal.SIGKILL)
+        _wait_gone(family)
         _running.discard(self)
         return self.popen.returncode
 
@@ -201,6 +205,30 @@ class ManagedProcess:
         state = "running" if self.alive else f"exited {self.returncode}"
         pid = self.popen.pid if self.popen else "-"
         return f"<ManagedProcess {self.name} pid={pid} {state}>"
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float = 5.0) -> None:
+    """Wait until every process is dead (a signal takes effect a moment after it is sent)."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(process.pid, os.WNOHANG)  # reap it if it was re-parented to us
+            except ChildProcessError:
+                pass
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.01)
 
 
 def _signal_group(pgid: int, signum: int) -> None:
