@@ -7,6 +7,7 @@ a trainer would with curl.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 
 import requests
@@ -63,6 +64,14 @@ class FakeTwitter:
     # -- the API and the control routes -----------------------------------------------------
 
     @property
+    def port(self) -> int:
+        return int(self.api_url.rsplit(":", 1)[1])
+
+    @property
+    def control_port(self) -> int:
+        return int(self.control_url.rsplit(":", 1)[1])
+
+    @property
     def tweets_url(self) -> str:
         return f"{self.api_url}/2/tweets"
 
@@ -93,6 +102,20 @@ class FakeTwitter:
 
     def ledger(self) -> list[dict]:
         return self._call("GET", "/_ledger")["tweets"]
+
+    def tweets_starting_with(self, prefixes, seconds: float = 0.0) -> dict[str, list[dict]]:
+        """The tweets whose text starts with each prefix (then a space, as the site adds a link).
+
+        Waits up to `seconds` for every prefix to have at least one tweet: background workers
+        may still be draining a backlog.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            ledger = self.ledger()
+            found = {p: [t for t in ledger if t["text"].startswith(p + " ")] for p in prefixes}
+            if all(found.values()) or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
     def stats(self) -> dict:
         return self._call("GET", "/_stats")

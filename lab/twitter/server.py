@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -83,6 +85,14 @@ class Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ValueError("body is not valid JSON") from None
 
+    def client_gone(self) -> bool:
+        """Has the client closed its end? (Readable with nothing to read means end of stream.)"""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     @property
     def state(self) -> TwitterState:
         return self.server.state
@@ -115,14 +125,20 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as error:
             text, invalid = None, str(error)
 
-        mode = self.state.wait_out_hang()
+        mode = self.state.wait_out_hang(self.client_gone)
+        if mode == "abandoned":
+            self.close_connection = True
+            return
         if mode == "refuse" or self.state.closing:
             # A connection that was already open when the port closed: drop it, no answer.
             self.state.count_rejection("refuse")
             self.close_connection = True
             return
         time.sleep(self.state.latency_seconds(mode))
-        mode = self.state.wait_out_hang()  # it may have started hanging while we slept
+        mode = self.state.wait_out_hang(self.client_gone)  # it may have started hanging meanwhile
+        if mode == "abandoned":
+            self.close_connection = True
+            return
         if self.state.fails_now(mode):
             return self.send_json(*problem(HTTPStatus.SERVICE_UNAVAILABLE, "Twitter is over capacity."))
 

@@ -20,6 +20,7 @@ MODES = ("up", "slow", "down", "refuse", "hang", "flaky")
 SLOW_FACTOR = 10  # `slow` multiplies the latency by this
 MAX_TWEET_LENGTH = 280
 # --8<-- [end:modes]
+HANG_CHECK_SECONDS = 0.1  # how often a held request checks that its client is still there
 FIRST_TWEET_ID = 1_860_000_000_000_000_001  # looks like a real tweet id, counts up from here
 
 
@@ -136,17 +137,25 @@ class TwitterState:
 
     # -- what a request goes through --------------------------------------------------------
 
-    def wait_out_hang(self) -> str:
-        """Hold the caller while the mode is `hang`; return the mode it changed to."""
+    def wait_out_hang(self, client_gone) -> str:
+        """Hold the caller while the mode is `hang`; return the mode it changed to.
+
+        A held request has not been processed yet, so a client that gives up meanwhile (its
+        timeout, or its process killed) takes its request with it: that returns "abandoned".
+        """
         with self._changed:
-            if self.mode == "hang" and not self.closing:
-                self.held += 1
-                try:
-                    while self.mode == "hang" and not self.closing:
-                        self._changed.wait()
-                finally:
-                    self.held -= 1
-            return self.mode
+            if self.mode != "hang" or self.closing:
+                return self.mode
+            self.held += 1
+            try:
+                while self.mode == "hang" and not self.closing:
+                    self._changed.wait(timeout=HANG_CHECK_SECONDS)
+                    if client_gone():
+                        self.rejected["abandoned"] += 1
+                        return "abandoned"
+                return self.mode
+            finally:
+                self.held -= 1
 
     def latency_seconds(self, mode: str) -> float:
         with self._changed:

@@ -92,8 +92,13 @@ def test_hang_holds_a_request_until_the_client_gives_up(twitter):
     twitter.set_mode("hang")
 
     with pytest.raises(requests.ReadTimeout):
-        post(twitter, timeout=0.3)
-    assert twitter.state()["mode"] == "hang"
+        post(twitter, "given up", timeout=0.3)
+
+    # The request was never processed, so it leaves with its client: nothing is posted later.
+    wait_until(lambda: twitter.state()["held"] == 0, timeout=5, what="the abandoned request dropped")
+    twitter.set_mode("up")
+    assert twitter.ledger() == []
+    assert twitter.stats()["rejected"] == {"abandoned": 1}
 
 
 def test_hang_answers_held_requests_when_the_mode_changes(twitter):
