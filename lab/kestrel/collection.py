@@ -1,0 +1,141 @@
+"""Every queue of one server: created on first use, found again on disk at start-up, fanout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from lab.kestrel.config import ServerConfig
+from lab.kestrel.journal import TEMP_SUFFIX
+from lab.kestrel.queue import PersistentQueue
+
+log = logging.getLogger("lab.kestrel")
+
+# Names become file names, so only a portable set is accepted (Kestrel forbade "/", "~", ".").
+_NAME = re.compile(r"[A-Za-z0-9_+-]{1,200}")
+
+
+def valid_queue_name(name: str) -> bool:
+    if not _NAME.fullmatch(name):
+        return False
+    if "+" in name:  # fanout child "parent+child": both parts needed
+        parent, _, child = name.partition("+")
+        return bool(parent and child)
+    return True
+
+
+def expiry_from_exptime(exptime: int, now: int) -> int:
+    """memcache `exptime` to unix ms: 0 never, below 1,000,000 seconds from now, else unix time."""
+    if exptime == 0:
+        return 0
+    if exptime < 1_000_000:
+        return now + exptime * 1000
+    return exptime * 1000
+
+
+class QueueCollection:
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.queues: dict[str, PersistentQueue] = {}
+        self.fanout: dict[str, set[str]] = {}  # parent name -> names of its children
+        self.total_items = 0
+
+    def load(self) -> None:
+        """Every journal in the data folder becomes a queue again."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.config.data_dir.iterdir()):
+            if path.name.endswith(TEMP_SUFFIX):
+                log.info("removing %s, left by a compaction that did not finish", path)
+                path.unlink()
+            elif path.is_file() and valid_queue_name(path.name):
+                queue = self.get_or_create(path.name)
+                log.info("queue %s: %d items from the journal", queue.name, queue.items)
+
+    def get(self, name: str) -> PersistentQueue | None:
+        return self.queues.get(name)
+
+    def get_or_create(self, name: str) -> PersistentQueue:
+        queue = self.queues.get(name)
+        if queue is None:
+            config = self.config
+            queue = PersistentQueue(name, config.data_dir, config.limits, config.fsync,
+                                    config.max_memory, config.journal_compact_bytes)
+            self.queues[name] = queue
+            if "+" in name:
+                self.fanout.setdefault(name.partition("+")[0], set()).add(name)
+        return queue
+
+    def add(self, name: str, data: bytes, add_time: int, expiry: int
+            ) -> tuple[bool, list[asyncio.Future]]:
+        """Add to a queue and to its fanout children. Whether the queue itself took the item,
+        and the futures to wait on before saying so (`--fsync always`)."""
+        targets = [self.get_or_create(name)]
+        stored = targets[0].add(data, add_time, expiry)
+        if stored:
+            self.total_items += 1
+            for child_name in sorted(self.fanout.get(name, ())):
+                child = self.get_or_create(child_name)
+                if child.add(data, add_time, expiry):
+                    self.total_items += 1
+                    targets.append(child)
+                else:
+                    log.warning("queue %s is full: fanout copy from %s dropped", child_name, name)
+        durable = [queue.journal.wait_durable() for queue in targets]
+        return stored, [future for future in durable if future is not None]
+
+    def delete(self, name: str) -> None:
+        queue = self.queues.pop(name, None)
+        if queue is not None:
+            queue.delete()
+        if "+" in name:
+            self.fanout.get(name.partition("+")[0], set()).discard(name)
+
+    def flush_all(self) -> None:
+        for queue in self.queues.values():
+            queue.flush()
+
+    def wake_all_waiters(self) -> None:
+        for queue in self.queues.values():
+            queue.wake_all_waiters()
+
+    async def close(self) -> None:
+        for queue in self.queues.values():
+            await queue.journal.close()
+
+    def sync_in_background(self) -> None:
+        for queue in self.queues.values():
+            if not queue.journal.closed:
+                queue.journal.sync_in_background()
+
+    # -- stats ----------------------------------------------------------------------------------
+
+    @property
+    def curr_items(self) -> int:
+        return sum(queue.items for queue in self.queues.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(queue.bytes for queue in self.queues.values())
+
+    def queue_stats(self) -> list[tuple[str, int]]:
+        lines = []
+        for name in sorted(self.queues):
+            queue = self.queues[name]
+            for key, value in (
+                ("items", queue.items),
+                ("bytes", queue.bytes),
+                ("total_items", queue.total_items),
+                ("logsize", queue.journal.size),
+                ("expired_items", queue.expired_items),
+                ("mem_items", len(queue.memory)),
+                ("mem_bytes", queue.mem_bytes),
+                ("age", queue.age_ms),
+                ("discarded", queue.discarded),
+                ("waiters", sum(1 for w in queue.waiters if not w.future.done())),
+                ("open_transactions", len(queue.open_reads)),
+                ("transactions", queue.transactions),
+                ("canceled_transactions", queue.canceled_transactions),
+            ):
+                lines.append((f"queue_{name}_{key}", value))
+        return lines
