@@ -2,7 +2,9 @@
 
     workbook twitter --port 8081 --latency-ms 1000-2000 --mode up   run the fake Twitter API
     workbook twitter-mode hang                                      switch a running one's mode
+    workbook up 01-naive --workers 2                                run a stage until Ctrl-C
     workbook kestrel --port 22133 --data-dir DIR                    run the Kestrel-protocol server
+    workbook bench kestrel --quick                                  our queue server against Redis
 
 `--time-scale X` (or WORKBOOK_TIME_SCALE) before the command scales every delay, for this process
 and every process it starts.
@@ -15,6 +17,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from lab.timescale import ENV_VAR as TIME_SCALE_ENV
 from lab.timescale import TimeScaleError, parse_time_scale, set_time_scale
@@ -79,10 +82,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode.set_defaults(func=run_twitter_mode)
 
+    up = commands.add_parser(
+        "up",
+        help="run a stage: its Procfile's processes on 127.0.0.1, until Ctrl-C",
+        description="Run a stage's Procfile processes (the site under gunicorn, the fake Twitter, "
+        "and the stage's workers and queue server) on 127.0.0.1, print the URLs, and stop "
+        "everything on Ctrl-C.",
+    )
+    up.add_argument("stage", help="the stage's folder name or number: 01-naive, 01, 1")
+    up.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    up.add_argument("--web-port", type=int, default=8000, help="the site's port (default 8000)")
+    up.add_argument("--twitter-port", type=int, default=8081, help="the Twitter API port (default 8081)")
+    up.add_argument(
+        "--twitter-control-port", type=int, default=8082, help="the fake Twitter's page (default 8082)"
+    )
+    up.add_argument(
+        "--data-dir", type=Path, help="the stage's data folder (default steps/<stage>/data)"
+    )
+    up.set_defaults(func=run_up)
+
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark: kestrel",
+        description="Run a benchmark that prints ratios measured side by side in one run.",
+    )
+    bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=run_bench)
+
     kestrel = commands.add_parser(
         "kestrel",
         help="run the Kestrel-protocol queue server",
         add_help=False,  # its own --help lists its options
+        prefix_chars="\0",  # hand every argument, options included, to the server's own parser
     )
     kestrel.add_argument("args", nargs=argparse.REMAINDER)
     kestrel.set_defaults(func=run_kestrel)
@@ -163,12 +195,40 @@ def run_twitter_mode(args) -> int:
     return 0
 
 
-def run_kestrel(args) -> int:
+def run_up(args) -> int:
+    from lab.stages import StageError
+    from lab.up import run_up as up
+
+    if args.workers < 1:
+        print("workbook up: --workers must be at least 1", file=sys.stderr)
+        return 2
     try:
-        from lab.kestrel.cli import main as kestrel_main
-    except ImportError:
-        print("workbook kestrel: the Kestrel-protocol server is not installed", file=sys.stderr)
-        return 1
+        return up(
+            args.stage,
+            workers=args.workers,
+            web_port=args.web_port,
+            twitter_port=args.twitter_port,
+            twitter_control_port=args.twitter_control_port,
+            data_dir=args.data_dir,
+        )
+    except StageError as error:
+        print(f"workbook up: {error}", file=sys.stderr)
+        return 2
+
+
+# benchmark name -> the module whose main(argv) runs it
+BENCHMARKS = {"kestrel": "lab.kestrel.bench"}
+
+
+def run_bench(args) -> int:
+    import importlib
+
+    return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.args)
+
+
+def run_kestrel(args) -> int:
+    from lab.kestrel.cli import main as kestrel_main
+
     return kestrel_main(args.args)
 
 

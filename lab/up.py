@@ -1,0 +1,98 @@
+"""`workbook up STAGE`: run a stage's Procfile on 127.0.0.1, print its URLs, stop it all on Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lab.process import LOCALHOST, ManagedProcess, ProcessError
+from lab.stages import Stage
+
+# Which environment variable holds the port each kind of process answers on.
+PORT_VARIABLES = {"web": "WEB_PORT", "twitter": "TWITTER_CONTROL_PORT"}
+WEB_LAST = "web"  # the site starts once everything it talks to answers
+
+
+def stage_environment(
+    *, data_dir: Path, workers: int, web_port: int, twitter_port: int, twitter_control_port: int
+) -> dict[str, str]:
+    """What a stage's Procfile lines read: the same variables for `workbook up` and the tests."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "WEB_PORT": str(web_port),
+        "WEB_WORKERS": str(workers),
+        "TWITTER_PORT": str(twitter_port),
+        "TWITTER_CONTROL_PORT": str(twitter_control_port),
+        "TWITTER_API_URL": f"http://{LOCALHOST}:{twitter_port}",
+        "TWITPIC_DATA_DIR": str(data_dir),
+    }
+
+
+def start_stage(
+    stage: Stage,
+    env: dict[str, str],
+    log_dir: Path | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> list[ManagedProcess]:
+    """Start the Procfile's processes (but `skip`), the site last; all or nothing."""
+    names = sorted((n for n in stage.processes() if n not in skip), key=lambda name: name == WEB_LAST)
+    started: list[ManagedProcess] = []
+    try:
+        for name in names:
+            port = int(env[PORT_VARIABLES[name]]) if name in PORT_VARIABLES else None
+            log_path = log_dir / f"{name}.log" if log_dir else None
+            process = stage.process(name, env=env, port=port, log_path=log_path)
+            started.append(process.start(timeout=30))
+    except BaseException:
+        stop_all(started)
+        raise
+    return started
+
+
+def stop_all(processes: list[ManagedProcess]) -> None:
+    for process in reversed(processes):
+        process.stop()
+
+
+def run_up(
+    stage_name: str,
+    *,
+    workers: int,
+    web_port: int,
+    twitter_port: int,
+    twitter_control_port: int,
+    data_dir: Path | None = None,
+) -> int:
+    stage = Stage.find(stage_name)
+    data_dir = (data_dir or stage.path / "data").resolve()
+    env = stage_environment(
+        data_dir=data_dir,
+        workers=workers,
+        web_port=web_port,
+        twitter_port=twitter_port,
+        twitter_control_port=twitter_control_port,
+    )
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"starting {stage.name}: {', '.join(stage.processes())} (logs in {log_dir})", flush=True)
+    try:
+        processes = start_stage(stage, env, log_dir)
+    except ProcessError as error:
+        print(f"workbook up: {error}", flush=True)
+        return 1
+    print(f"  site:          http://{LOCALHOST}:{web_port}/  ({workers} gunicorn workers)")
+    print(f"  fake Twitter:  http://{LOCALHOST}:{twitter_control_port}/  (timeline and outage modes)")
+    print(f"  Twitter API:   http://{LOCALHOST}:{twitter_port}/2/tweets")
+    print("Ctrl-C stops everything.", flush=True)
+    try:
+        while all(process.alive for process in processes):
+            time.sleep(0.2)
+        dead = [process for process in processes if not process.alive]
+        for process in dead:
+            print(f"{process.name} exited with code {process.returncode}:\n{process.log_tail()}", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        stop_all(processes)

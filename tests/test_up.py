@@ -1,0 +1,62 @@
+"""`workbook up STAGE`: a stage's Procfile on 127.0.0.1, stopped cleanly by Ctrl-C."""
+
+import signal
+import subprocess
+import sys
+
+import requests
+
+from lab.process import ManagedProcess, free_port, port_answers
+from lab.site_client import SiteClient
+
+
+def test_up_serves_a_stage_and_ctrl_c_stops_everything(tmp_path):
+    web, api, control = free_port(), free_port(), free_port()
+    site = SiteClient(f"http://127.0.0.1:{web}")
+
+    def site_answers() -> bool:
+        try:
+            return site.home(timeout=0.5).ok
+        except requests.RequestException:
+            return False
+
+    up = ManagedProcess(
+        "up",
+        [sys.executable, "-m", "lab", "--time-scale", "0.01", "up", "01-naive", "--workers", "2",
+         "--web-port", str(web), "--twitter-port", str(api), "--twitter-control-port", str(control),
+         "--data-dir", str(tmp_path)],
+        ready=site_answers,
+    )
+    with up:
+        up.wait_ready(timeout=30)
+        photo = site.new_photo()
+        assert site.comment(photo, "hello from up").status_code == 303
+        ledger = requests.get(f"http://127.0.0.1:{control}/_ledger", timeout=5).json()["tweets"]
+        assert [t["user"] for t in ledger] == ["bob"]
+        printed = up.log_text()
+        assert f"http://127.0.0.1:{web}/" in printed
+        assert f"http://127.0.0.1:{control}/" in printed
+
+        up.signal(signal.SIGINT)  # Ctrl-C
+        up.popen.wait(timeout=30)
+        assert up.returncode == 0
+        assert "stopping" in up.log_text()
+    assert not any(port_answers("127.0.0.1", port) for port in (web, api, control))
+    assert (tmp_path / "twitpic.sqlite3").is_file()  # the data went where it was told
+
+
+def test_up_names_the_known_stages_when_one_is_missing():
+    result = subprocess.run(
+        [sys.executable, "-m", "lab", "up", "99-nothing"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "no stage '99-nothing'" in result.stderr and "01-naive" in result.stderr
+
+
+def test_kestrel_and_bench_hand_their_options_to_their_own_parsers():
+    for args in (["kestrel", "--help"], ["bench", "kestrel", "--help"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0, result.stderr
+        assert "--quick" in result.stdout or "--fsync" in result.stdout
