@@ -34,11 +34,11 @@ def test_the_site_builds_strictly(tmp_path):
 @pytest.fixture
 def site_copy(tmp_path):
     """A copy of the site's sources, to break on purpose."""
-    for name in ("mkdocs.yml", "docs", "chapters", "lab", "examples"):
+    for name in ("mkdocs.yml", "docs", "chapters", "lab", "examples", "steps"):
         source = ROOT / name
         target = tmp_path / name
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "data"))
         else:
             shutil.copy(source, target)
     return tmp_path
