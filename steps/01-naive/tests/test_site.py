@@ -31,7 +31,7 @@ def nothing_stored(site):
 # -- the happy path ------------------------------------------------------------------------
 
 
-def test_upload_with_a_tweet(site, twitter):
+def test_upload_with_a_tweet(site, twitter, drain_seconds):
     response = site.upload(tiny_png(1), user="alice", caption="Sunset over the bay")
 
     assert response.status_code == 303
@@ -39,7 +39,7 @@ def test_upload_with_a_tweet(site, twitter):
     page = site.photo_page(photo_id)
     assert page.status_code == 200
     assert "Sunset over the bay" in page.text and "@alice" in page.text
-    [tweet] = twitter.ledger()
+    [tweet] = twitter.tweets_starting_with(["Sunset over the bay"], drain_seconds)["Sunset over the bay"]
     assert tweet["user"] == "alice"
     assert tweet["text"] == f"Sunset over the bay {site.url(f'/photos/{photo_id}')}"
 
@@ -72,13 +72,13 @@ def test_the_home_page_lists_recent_photos(site, twitter):
     assert f"/photos/{photo_id}" in home.text
 
 
-def test_a_comment_with_a_tweet(site, twitter, photo):
+def test_a_comment_with_a_tweet(site, twitter, photo, drain_seconds):
     response = site.comment(photo, "Lovely colours", user="carol")
 
     assert response.status_code == 303
     assert re.search(rf"/photos/{photo}#comment-\d+$", response.headers["Location"])
     assert "Lovely colours" in site.photo_page(photo).text
-    [tweet] = twitter.ledger()
+    [tweet] = twitter.tweets_starting_with(["Lovely colours"], drain_seconds)["Lovely colours"]
     assert tweet["user"] == "carol"
     assert tweet["text"] == f"Lovely colours {site.url(f'/photos/{photo}')}"
 
@@ -89,10 +89,10 @@ def test_a_comment_without_a_tweet(site, twitter, photo):
     assert twitter.ledger() == []
 
 
-def test_a_long_comment_is_shortened_to_fit_in_a_tweet(site, twitter, photo):
+def test_a_long_comment_is_shortened_to_fit_in_a_tweet(site, twitter, photo, drain_seconds):
     body = "word " * 56  # 280 characters with the trailing space stripped: 279
     assert site.comment(photo, body).status_code == 303
-    [tweet] = twitter.ledger()
+    [tweet] = twitter.tweets_starting_with(["word word"], drain_seconds)["word word"]
     assert len(tweet["text"]) <= 280
     assert tweet["text"].endswith(f"… {site.url(f'/photos/{photo}')}")
 

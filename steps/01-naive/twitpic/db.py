@@ -1,42 +1,75 @@
-"""The site's SQLite database: one connection per request, plain SQL."""
+"""The site's SQLite database: one connection per request, plain SQL.
+
+Connections run in autocommit mode; `transaction()` groups statements that must be saved together.
+"""
+
+from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app, g
 
 
-def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10)  # wait for another worker's write, don't fail
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
+class Database:
+    def __init__(self, path: str):
+        self.conn = sqlite3.connect(path, timeout=10, isolation_level=None)  # we BEGIN ourselves
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def execute(self, statement: str, params: tuple = ()):
+        return self.conn.execute(statement, params)
+
+    def one(self, statement: str, params: tuple = ()):
+        return self.execute(statement, params).fetchone()
+
+    def all(self, statement: str, params: tuple = ()) -> list:
+        return self.execute(statement, params).fetchall()
+
+    def insert(self, statement: str, params: tuple = ()) -> int:
+        """Run an INSERT and return the new row's id."""
+        return self.execute(statement, params).lastrowid
+
+    @contextmanager
+    def transaction(self, begin: str = "BEGIN"):
+        self.execute(begin)
+        try:
+            yield self
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def get_db() -> sqlite3.Connection:
+def get_db() -> Database:
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
+        g.db = Database(current_app.config["DATABASE"])
     return g.db
 
 
 def close_db(exception=None) -> None:
-    conn = g.pop("db", None)
-    if conn is not None:
-        conn.close()
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
 
 
 def init_db(path: str) -> None:
-    """Create the tables and the demo users; safe to run from every worker at once."""
+    """Create the tables and the demo users; safe to run from every process at once."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
+    db = Database(path)
     try:
-        # WAL lets readers carry on while one worker writes.
-        conn.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA journal_mode = WAL")  # readers carry on while one process writes
         schema = (Path(__file__).parent / "schema.sql").read_text()
-        with conn:
-            conn.executescript(schema)
+        with db.transaction("BEGIN IMMEDIATE"):  # one process at a time
+            for statement in schema.split(";"):
+                if statement.strip():
+                    db.execute(statement)
     finally:
-        conn.close()
+        db.close()
 
 
 def init_app(app: Flask) -> None:

@@ -27,13 +27,13 @@ MAX_COMMENT_LENGTH = MAX_TWEET_LENGTH
 
 
 def demo_users() -> list[str]:
-    return [row["username"] for row in get_db().execute("SELECT username FROM users ORDER BY username")]
+    return [row["username"] for row in get_db().all("SELECT username FROM users ORDER BY username")]
 
 
 def chosen_user() -> dict:
     """The demo user named in the form: there are no passwords, you pick who you are."""
     username = request.form.get("user", "")
-    user = get_db().execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+    user = get_db().one("SELECT * FROM users WHERE username = ?", (username,))
     if user is None:
         abort(400, f"Unknown user {username!r}: pick one of the demo users.")
     session["user"] = username  # remembered for the next form
@@ -41,7 +41,7 @@ def chosen_user() -> dict:
 
 
 def get_photo(photo_id: int):
-    photo = get_db().execute("SELECT * FROM photos WHERE id = ?", (photo_id,)).fetchone()
+    photo = get_db().one("SELECT * FROM photos WHERE id = ?", (photo_id,))
     if photo is None:
         abort(404, f"There is no photo {photo_id}.")
     return photo
@@ -49,11 +49,11 @@ def get_photo(photo_id: int):
 
 @bp.get("/")
 def index():
-    photos = get_db().execute(
-        "SELECT photos.*, COUNT(comments.id) AS comment_count FROM photos"
-        " LEFT JOIN comments ON comments.photo_id = photos.id"
-        " GROUP BY photos.id ORDER BY photos.id DESC LIMIT 30"
-    ).fetchall()
+    photos = get_db().all(
+        "SELECT photos.id, photos.username, photos.caption, COUNT(comments.id) AS comment_count"
+        " FROM photos LEFT JOIN comments ON comments.photo_id = photos.id"
+        " GROUP BY photos.id, photos.username, photos.caption ORDER BY photos.id DESC LIMIT 30"
+    )
     return render_template("index.html", photos=photos)
 
 
@@ -92,13 +92,10 @@ def save_photo(username: str, caption: str, data: bytes, extension: str, content
     path = Path(current_app.config["PHOTO_DIR"]) / filename
     path.write_bytes(data)
     try:
-        db = get_db()
-        with db:
-            cursor = db.execute(
-                "INSERT INTO photos (username, caption, filename, content_type) VALUES (?, ?, ?, ?)",
-                (username, caption, filename, content_type),
-            )
-        return cursor.lastrowid
+        return get_db().insert(
+            "INSERT INTO photos (username, caption, filename, content_type) VALUES (?, ?, ?, ?)",
+            (username, caption, filename, content_type),
+        )
     except Exception:
         path.unlink(missing_ok=True)  # no row, no file
         raise
@@ -107,9 +104,7 @@ def save_photo(username: str, caption: str, data: bytes, extension: str, content
 @bp.get("/photos/<int:photo_id>")
 def show(photo_id: int):
     photo = get_photo(photo_id)
-    comments = get_db().execute(
-        "SELECT * FROM comments WHERE photo_id = ? ORDER BY id", (photo_id,)
-    ).fetchall()
+    comments = get_db().all("SELECT * FROM comments WHERE photo_id = ? ORDER BY id", (photo_id,))
     return render_template("photo.html", photo=photo, comments=comments, users=demo_users())
 
 
@@ -132,14 +127,12 @@ def comment(photo_id: int):
     if len(body) > MAX_COMMENT_LENGTH:
         abort(400, f"The comment is {len(body)} characters; the limit is {MAX_COMMENT_LENGTH}.")
 
-    db = get_db()
-    with db:
-        cursor = db.execute(
-            "INSERT INTO comments (photo_id, username, body) VALUES (?, ?, ?)",
-            (photo["id"], user["username"], body),
-        )
+    comment_id = get_db().insert(
+        "INSERT INTO comments (photo_id, username, body) VALUES (?, ?, ?)",
+        (photo["id"], user["username"], body),
+    )
     if request.form.get("tweet"):
         link = url_for("photos.show", photo_id=photo_id, _external=True)
         post_tweet(user["twitter_token"], comment_tweet(body, link))  # blocks: 1-2 s, or forever
-    return redirect(url_for("photos.show", photo_id=photo_id, _anchor=f"comment-{cursor.lastrowid}"), code=303)
+    return redirect(url_for("photos.show", photo_id=photo_id, _anchor=f"comment-{comment_id}"), code=303)
 # --8<-- [end:comment]
