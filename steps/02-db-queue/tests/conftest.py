@@ -1,0 +1,170 @@
+"""Stage 02's test bench: a real fake Twitter, the stage's real gunicorn and worker processes,
+and real databases: SQLite always, PostgreSQL and MariaDB when their servers answer.
+
+Each test that needs a server database gets a private database of its own, created for it and
+dropped after it: no test touches data it did not make.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lab.process import ManagedProcess, free_port
+from lab.site_client import SiteClient
+from lab.stages import Stage
+from lab.twitter import FakeTwitter
+from lab.up import start_stage, stage_environment
+
+STAGE = Stage(Path(__file__).resolve().parents[1])
+WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
+WORKERS = 2  # background worker processes
+TIME_SCALE = 0.1  # the worker's timeouts, leases, retries and polling, 10 times faster
+DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("TWITPIC_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("TWITPIC_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test"),
+}
+BACKENDS = ["sqlite", "postgresql", "mariadb"]
+
+
+class Site(SiteClient):
+    """The running site: a client for its pages, plus its processes and its data folder."""
+
+    def __init__(self, base_url: str, web: ManagedProcess, worker: ManagedProcess, data_dir: Path, workers: int):
+        super().__init__(base_url)
+        self.web = web
+        self.worker = worker
+        self.data_dir = data_dir
+        self.workers = workers
+
+    def web_worker_pids(self) -> list[int]:
+        return [child.pid for child in psutil.Process(self.web.pid).children()]
+
+    def background_worker_pids(self) -> list[int]:
+        return [child.pid for child in psutil.Process(self.worker.pid).children()]
+
+
+@pytest.fixture(scope="module")
+def running_twitter():
+    # Scale 1: latencies in these tests are real milliseconds.
+    twitter = FakeTwitter.start(latency_ms=(0, 0), time_scale=1.0)
+    try:
+        yield twitter
+    finally:
+        twitter.stop()
+
+
+@pytest.fixture
+def twitter(running_twitter):
+    """The fake Twitter, `up` with no latency and an empty ledger, for each test."""
+    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3)
+    running_twitter.reset()
+    yield running_twitter
+    running_twitter.set_mode("up")  # release anything a test left hanging
+
+
+@pytest.fixture(scope="module")
+def site(running_twitter, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    env = stage_environment(
+        data_dir=data_dir,
+        workers=WEB_WORKERS,
+        web_port=free_port(),
+        twitter_port=running_twitter.port,
+        twitter_control_port=running_twitter.control_port,
+    )
+    env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(TIME_SCALE))
+    worker, web = start_stage(STAGE, env, skip=frozenset({"twitter"}))
+    try:
+        yield Site(f"http://127.0.0.1:{env['WEB_PORT']}", web, worker, data_dir, WEB_WORKERS)
+    finally:
+        web.stop()
+        worker.stop()
+        web.remove_log()
+        worker.remove_log()
+
+
+@pytest.fixture
+def drain_seconds() -> float:
+    return DRAIN_SECONDS
+
+
+@pytest.fixture
+def photo(site, twitter) -> int:
+    """A fresh photo to comment on (uploaded without a tweet)."""
+    return site.new_photo()
+
+
+# -- databases -------------------------------------------------------------------------------
+
+
+def _server_database(backend: str):
+    """Create a private database on the backend's server; its URL and a function that drops it."""
+    from twitpic import dialects
+
+    admin_url = SERVER_URLS[backend]
+    try:
+        admin, _ = dialects.connect(admin_url)
+    except Exception as error:  # the server is not there: say how to point the tests at one
+        variable = f"TWITPIC_TEST_{backend.upper()}_URL"
+        pytest.skip(f"{backend} is not reachable at {admin_url} ({error.__class__.__name__}); set {variable}")
+    name = f"twitpic_test_{uuid.uuid4().hex[:12]}"
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop():
+        force = " WITH (FORCE)" if backend == "postgresql" else ""
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}{force}")
+        admin.close()
+
+    return url, drop
+
+
+def _database(backend: str, tmp_path: Path):
+    from twitpic.db import init_db
+
+    if backend == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'queue.sqlite3'}", lambda: None
+    else:
+        url, drop = _server_database(backend)
+    try:
+        init_db(url)
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """A new, empty database with the site's tables, on each backend in turn."""
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture
+def postgresql_url(tmp_path):
+    yield from _database("postgresql", tmp_path)
+
+
+# -- the duplicates table printed at the end of the run --------------------------------------
+
+_RACE_RESULTS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def race_results(request) -> list:
+    """Rows of (strategy, backend, delivered, duplicates, lost) for the summary table."""
+    return request.config.stash.setdefault(_RACE_RESULTS, [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = config.stash.get(_RACE_RESULTS, [])
+    if not rows:
+        return
+    terminalreporter.section("02-db-queue: many workers draining the jobs table")
+    terminalreporter.write_line(f"{'strategy':<12} {'backend':<11} {'delivered':>9} {'duplicates':>10} {'lost':>5}")
+    for strategy, backend, delivered, duplicates, lost in sorted(rows):
+        terminalreporter.write_line(f"{strategy:<12} {backend:<11} {delivered:>9} {duplicates:>10} {lost:>5}")

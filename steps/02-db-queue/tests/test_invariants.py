@@ -1,0 +1,124 @@
+"""The five invariants every stage is held to. Stage 02 fixes three and breaks one.
+
+A strict xfail must fail: if one of these ever passed in this stage, the run would turn red.
+"""
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+import requests
+
+from lab.process import wait_until
+
+
+def test_comment_answers_fast_while_twitter_is_slow(site, twitter, photo):
+    twitter.control(latency_ms=[1000, 1000])  # a normal day: one second per call
+
+    started = time.monotonic()
+    response = site.comment(photo, "first!")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 303
+    assert elapsed < 0.5, f"the comment took {elapsed:.2f} s while Twitter took 1 s"
+
+
+# --8<-- [start:hang]
+def test_site_stays_up_while_twitter_hangs(site, twitter, photo):
+    twitter.set_mode("hang")
+    with ThreadPoolExecutor(site.workers) as pool:
+        comments = [
+            pool.submit(site.comment, photo, f"while hanging {n}", timeout=60) for n in range(site.workers)
+        ]
+        try:
+            # One comment per web worker: wait until they are answered or all stuck on Twitter.
+            wait_until(
+                lambda: all(c.done() for c in comments) or twitter.state()["held"] >= site.workers,
+                timeout=10,
+                what="comments answered or held by Twitter",
+            )
+            home = site.home(timeout=1.0)  # a page that never touches Twitter
+            assert home.status_code == 200
+        finally:
+            twitter.set_mode("up")
+    assert all(c.result().status_code == 303 for c in comments)
+# --8<-- [end:hang]
+
+
+def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
+    twitter.set_mode("down")
+    bodies = [f"during the outage {n}" for n in range(5)]
+    for body in bodies:
+        assert site.comment(photo, body).status_code == 303  # the comment itself is saved
+
+    twitter.set_mode("up")
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds)
+
+    lost = [body for body, tweets in found.items() if not tweets]
+    assert lost == [], f"{len(lost)} of {len(bodies)} tweets lost"
+
+
+# --8<-- [start:duplicates]
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="select-then-update race: two workers read the same job and both post it - fixed in 03-kestrel",
+)
+def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_seconds):
+    """The stage's own worker code, four of them, with the race window forced open.
+
+    Each worker reads the oldest job, then waits at a barrier until all four have read it,
+    then claims it: what a busy site does by chance, made to happen every time.
+    """
+    from twitpic.db import Database, init_db
+    from twitpic.jobs import enqueue_tweet
+    from twitpic.worker import Worker, WorkerSettings
+
+    url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"  # the stage's default database, all ours
+    init_db(url)
+    db = Database(url)
+    enqueue_tweet(db, "bob", "busy site https://twitpic.example/photos/1")
+    db.close()
+
+    barrier = threading.Barrier(4, timeout=2)
+    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url)  # naive, as in 2014
+
+    def one_worker(_):
+        worker = Worker(settings, between=barrier.wait)
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(one_worker, range(4))) == [True] * 4  # all four claimed a job
+
+    found = twitter.tweets_starting_with(["busy site"], seconds=drain_seconds)
+    assert len(found["busy site"]) == 1, f"posted {len(found['busy site'])} times"
+# --8<-- [end:duplicates]
+
+
+def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_seconds):
+    twitter.set_mode("hang")
+    assert site.comment(photo, "the worker dies").status_code == 303
+    wait_until(lambda: twitter.state()["held"] == 1, timeout=10, what="a worker's call reaches Twitter")
+    [worker] = [pid for pid in site.background_worker_pids() if calls_twitter(pid, twitter.port)]
+    psutil.Process(worker).send_signal(signal.SIGKILL)
+    # Twitter notices the dropped connection before it recovers.
+    wait_until(lambda: twitter.state()["held"] == 0, timeout=10, what="the call dropped")
+    twitter.set_mode("up")
+
+    assert "the worker dies" in site.photo_page(photo).text  # the comment was saved first
+    found = twitter.tweets_starting_with(["the worker dies"], seconds=drain_seconds)
+    assert found["the worker dies"], "the tweet was lost with the worker"
+
+
+def calls_twitter(pid: int, twitter_port: int) -> bool:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(c.raddr and c.raddr.port == twitter_port for c in connections)

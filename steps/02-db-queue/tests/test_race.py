@@ -1,0 +1,265 @@
+"""The jobs table's race, its fixes and their limits, on every backend.
+
+Each test runs the stage's own claim and worker code against a real database (SQLite, and
+PostgreSQL and MariaDB where their servers answer) and the real fake Twitter.
+"""
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+STRATEGIES = ["naive", "locked", "skip-locked", "atomic"]
+
+
+def settings_for(url, twitter, strategy, **changes):
+    from twitpic.worker import WorkerSettings
+
+    return WorkerSettings(database_url=url, twitter_api_url=twitter.api_url, strategy=strategy, **changes)
+
+
+def enqueue(url, texts):
+    from twitpic.db import Database
+    from twitpic.jobs import enqueue_tweet
+
+    db = Database(url)
+    try:
+        with db.transaction():
+            for text in texts:
+                enqueue_tweet(db, "bob", f"{text} https://twitpic.example/p")
+    finally:
+        db.close()
+
+
+def job_rows(url):
+    from twitpic.db import Database
+
+    db = Database(url)
+    try:
+        return db.all("SELECT id, status, attempts, run_after, locked_until, last_error FROM tweet_jobs ORDER BY id")
+    finally:
+        db.close()
+
+
+def posted(twitter, text):
+    return len(twitter.tweets_starting_with([text])[text])
+
+
+def tolerant(barrier):
+    """A barrier wait that gives up after its timeout: a worker blocked by a lock never arrives."""
+
+    def wait():
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+
+    return wait
+
+
+# -- the race, forced ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_two_workers_in_the_race_window(database_url, twitter, strategy):
+    """Both workers read the job before either claims it: only `naive` then posts it twice."""
+    from twitpic.claims import StrategyNotSupported
+    from twitpic.worker import Worker
+
+    enqueue(database_url, ["one job"])
+    barrier = threading.Barrier(2, timeout=0.5)
+
+    def one_worker(_):
+        worker = Worker(settings_for(database_url, twitter, strategy), between=tolerant(barrier))
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    if strategy == "skip-locked" and database_url.startswith("sqlite"):
+        with pytest.raises(StrategyNotSupported, match="needs PostgreSQL or MariaDB"):
+            one_worker(0)
+        return
+    with ThreadPoolExecutor(2) as pool:
+        claimed = list(pool.map(one_worker, range(2)))
+
+    expected = 2 if strategy == "naive" else 1
+    assert claimed.count(True) == expected
+    assert posted(twitter, "one job") == expected
+    assert [row["status"] for row in job_rows(database_url)] == ["done"]
+
+
+# -- the PostgreSQL trap ----------------------------------------------------------------------
+
+# One statement looks atomic, but the subquery picks the row before the row lock is taken: a
+# second transaction waiting on that lock re-checks only `id = <what its subquery picked>`.
+# --8<-- [start:trap]
+TRAP = (
+    "UPDATE tweet_jobs SET status = 'claimed' WHERE id = ("
+    "SELECT id FROM tweet_jobs WHERE status = 'pending' ORDER BY id LIMIT 1 {lock}) {recheck} RETURNING id"
+)
+# --8<-- [end:trap]
+
+
+@pytest.mark.parametrize(
+    "lock, recheck, claims",
+    [("", "", 2), ("", "AND status = 'pending'", 1), ("FOR UPDATE SKIP LOCKED", "", 1)],
+    ids=["subquery-only", "with-status-recheck", "with-skip-locked"],
+)
+def test_the_postgresql_trap(postgresql_url, lock, recheck, claims):
+    import psycopg
+
+    from lab.process import wait_until
+
+    enqueue(postgresql_url, ["trap"])
+    statement = TRAP.format(lock=lock, recheck=recheck)
+    first = psycopg.connect(postgresql_url)  # a transaction, left open: it holds the row lock
+    second = psycopg.connect(postgresql_url, autocommit=True)
+    watcher = psycopg.connect(postgresql_url, autocommit=True)
+    try:
+        first_rows = first.execute(statement).fetchall()
+        second_rows = []
+        thread = threading.Thread(target=lambda: second_rows.extend(second.execute(statement).fetchall()))
+        thread.start()
+        # Let the second statement reach the row lock (or finish, when it skips the locked row).
+        pid = second.info.backend_pid
+        wait_until(
+            lambda: not thread.is_alive()
+            or watcher.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()[0] == "Lock",
+            timeout=10,
+            what="the second claim waits for the row lock",
+        )
+        first.commit()
+        thread.join(timeout=10)
+    finally:
+        for conn in (first, second, watcher):
+            conn.close()
+
+    assert len(first_rows) + len(second_rows) == claims
+
+
+# -- leases ----------------------------------------------------------------------------------
+
+
+def _claim_and_die(url, lease):
+    """A worker process that claims a job and dies before posting it (think: kill -9, OOM)."""
+    from twitpic.claims import claim_naive
+    from twitpic.db import Database
+
+    claim_naive(Database(url), time.time(), lease, lambda: None)
+    os._exit(1)
+
+
+@pytest.mark.parametrize("lease, recovered", [(None, False), (0.3, True)], ids=["no-lease", "lease"])
+def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered):
+    from twitpic.worker import Worker
+
+    enqueue(database_url, ["stranded?"])
+    dying = multiprocessing.get_context("fork").Process(target=_claim_and_die, args=(database_url, lease))
+    dying.start()
+    dying.join(timeout=30)
+    assert dying.exitcode == 1
+    assert job_rows(database_url)[0]["status"] == "claimed"
+
+    time.sleep(0.4)  # past the lease, when there is one
+    worker = Worker(settings_for(database_url, twitter, "atomic", lease=lease))
+    try:
+        assert worker.run_once() is recovered
+    finally:
+        worker.close()
+    assert posted(twitter, "stranded?") == (1 if recovered else 0)
+    assert job_rows(database_url)[0]["status"] == ("done" if recovered else "claimed")
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+def test_a_failed_post_is_retried_later_then_kept_as_failed(database_url, twitter):
+    from twitpic.worker import Worker
+
+    enqueue(database_url, ["retry me"])
+    twitter.set_mode("down")
+    worker = Worker(settings_for(database_url, twitter, "atomic", max_attempts=2, retry_base=0.3))
+    try:
+        assert worker.run_once() is True
+        [job] = job_rows(database_url)
+        assert (job["status"], job["attempts"], job["last_error"]) == ("pending", 1, "Twitter answered 503")
+        assert job["run_after"] > time.time()  # not before the retry delay
+        assert worker.run_once() is False  # too early to try again
+
+        time.sleep(0.35)
+        assert worker.run_once() is True  # the second and last attempt
+        [job] = job_rows(database_url)
+        assert (job["status"], job["attempts"]) == ("failed", 2)
+
+        twitter.set_mode("up")
+        time.sleep(0.35)
+        assert worker.run_once() is False  # failed jobs stay for inspection, not retried forever
+    finally:
+        worker.close()
+    assert posted(twitter, "retry me") == 0
+
+
+def test_retry_delays_grow_and_are_capped():
+    from twitpic.jobs import retry_delay
+
+    assert [retry_delay(n, base=1.0, cap=10.0) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+# -- many workers, many jobs -----------------------------------------------------------------
+
+DRAIN_JOBS = 400
+DRAIN_WORKERS = 4
+
+
+def _drain(url, api_url, strategy):
+    from twitpic.db import Database
+    from twitpic.worker import Worker, WorkerSettings
+
+    worker = Worker(WorkerSettings(database_url=url, twitter_api_url=api_url, strategy=strategy))
+    watcher = Database(url)
+    unfinished = "SELECT COUNT(*) AS n FROM tweet_jobs WHERE status IN ('pending', 'claimed')"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not worker.run_once() and watcher.one(unfinished)["n"] == 0:
+            break
+    worker.close()
+    watcher.close()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_many_workers_drain_many_jobs(database_url, twitter, strategy, race_results):
+    """Not forced, just busy: how often does each strategy post a tweet twice?"""
+    if strategy == "skip-locked" and database_url.startswith("sqlite"):
+        from twitpic.claims import StrategyNotSupported
+
+        with pytest.raises(StrategyNotSupported):
+            _drain(database_url, twitter.api_url, strategy)
+        return
+    texts = [f"job {n:04d}" for n in range(DRAIN_JOBS)]
+    enqueue(database_url, texts)
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_drain, args=(database_url, twitter.api_url, strategy)) for _ in range(DRAIN_WORKERS)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=90)
+    assert [process.exitcode for process in workers] == [0] * DRAIN_WORKERS
+
+    counts = {text: 0 for text in texts}
+    for tweet in twitter.ledger():
+        counts[tweet["text"].rsplit(" ", 1)[0]] += 1
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    lost = sum(1 for n in counts.values() if n == 0)
+    backend = database_url.split(":", 1)[0].replace("mysql", "mariadb")
+    race_results.append((strategy, backend, DRAIN_JOBS - lost, duplicates, lost))
+
+    assert lost == 0
+    if strategy != "naive":
+        assert duplicates == 0

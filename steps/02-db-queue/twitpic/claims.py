@@ -1,0 +1,112 @@
+"""Four ways for a worker to claim the next job from the tweet_jobs table.
+
+Each takes a `between` callable, run between reading the job and claiming it: the window where
+two workers can pick the same row. Tests put a barrier there to force the race every time.
+
+A claim is a lease: `locked_until` says when it runs out. A worker that dies leaves its job
+`claimed`; once the lease has run out the job is claimable again, so nothing is stranded. The
+price: a worker that is merely slow past its lease can see its job posted twice.
+With `lease=None` claims never run out, and a dead worker's job is stranded for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+
+from . import dialects
+from .db import Database
+from .jobs import Job
+
+STRATEGIES = ("naive", "locked", "skip-locked", "atomic")
+
+# Ready to run, or claimed by a worker whose lease has run out.
+CLAIMABLE = "(status = 'pending' AND run_after <= ?) OR (status = 'claimed' AND locked_until < ?)"
+NEXT_JOB = f"SELECT id, username, text, attempts FROM tweet_jobs WHERE {CLAIMABLE} ORDER BY id LIMIT 1"
+CLAIM = "UPDATE tweet_jobs SET status = 'claimed', attempts = attempts + 1, locked_until = ? WHERE id = ?"
+
+
+class StrategyNotSupported(ValueError):
+    pass
+
+
+def _job(row) -> Job:
+    return Job(row["id"], row["username"], row["text"], row["attempts"] + 1)
+
+
+def _lease_end(now: float, lease: float | None) -> float | None:
+    return None if lease is None else now + lease
+
+
+# --8<-- [start:naive]
+def claim_naive(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+    """The 2014 code: read the oldest job, then mark it claimed. Two workers can read the same one."""
+    row = db.one(NEXT_JOB, (now, now))
+    between()
+    if row is None:
+        return None
+    db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
+    return _job(row)
+# --8<-- [end:naive]
+
+
+# --8<-- [start:skip_locked]
+def claim_skip_locked(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+    """Lock the row while claiming it; other workers skip locked rows instead of waiting."""
+    if not db.dialect.skip_locked:
+        raise StrategyNotSupported(f"skip-locked needs PostgreSQL or MariaDB/MySQL, not {db.dialect.name}")
+    with db.transaction():
+        row = db.one(NEXT_JOB + " FOR UPDATE SKIP LOCKED", (now, now))
+        between()
+        if row is None:
+            return None
+        db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
+    return _job(row)
+# --8<-- [end:skip_locked]
+
+
+# --8<-- [start:atomic]
+def claim_atomic(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+    """Read a candidate, then claim it with one UPDATE that checks it is still claimable."""
+    row = db.one(NEXT_JOB, (now, now))
+    between()
+    if row is None:
+        return None
+    claimed = db.execute(CLAIM + f" AND ({CLAIMABLE})", (_lease_end(now, lease), row["id"], now, now))
+    if claimed.rowcount != 1:
+        return None  # another worker claimed it between our SELECT and our UPDATE
+    return _job(row)
+# --8<-- [end:atomic]
+
+
+# --8<-- [start:locked]
+@contextmanager
+def global_lock(db: Database):
+    """The 2014 fix: one worker at a time holds the queue, from the claim until the tweet is posted."""
+    if db.dialect is dialects.MYSQL:
+        db.execute("LOCK TABLES tweet_jobs WRITE, users READ")
+        try:
+            yield
+        finally:
+            db.execute("UNLOCK TABLES")
+    elif db.dialect is dialects.SQLITE:
+        with db.transaction("BEGIN IMMEDIATE"):  # the database's single write lock
+            yield
+    else:  # PostgreSQL: every worker waits for the row lock on the oldest job
+        with db.transaction():
+            yield
+
+
+def claim_under_lock(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+    """Only call inside `global_lock`."""
+    for_update = " FOR UPDATE" if db.dialect is dialects.POSTGRESQL else ""
+    row = db.one(NEXT_JOB + for_update, (now, now))
+    between()
+    if row is None:
+        return None
+    db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
+    return _job(row)
+# --8<-- [end:locked]
+
+
+CLAIMS = {"naive": claim_naive, "skip-locked": claim_skip_locked, "atomic": claim_atomic}
