@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     twitter.add_argument("--seed", type=int, help="seed the random latency and failures")
     twitter.add_argument(
+        "--reject-duplicates",
+        action="store_true",
+        help="refuse a tweet whose user already posted the same text (403), as Twitter did",
+    )
+    twitter.add_argument(
         "--user",
         action="append",
         metavar="NAME=TOKEN",
@@ -146,6 +151,7 @@ def run_twitter(args) -> int:
             latency_ms=args.latency_ms,
             fail_rate=args.fail_rate,
             seed=args.seed,
+            reject_duplicates=args.reject_duplicates,
         )
     except (ControlError, ValueError) as error:
         print(f"workbook twitter: {error}", file=sys.stderr)
@@ -217,7 +223,7 @@ def run_up(args) -> int:
 
 
 # benchmark name -> the module whose main(argv) runs it
-BENCHMARKS = {"kestrel": "lab.kestrel.bench"}
+BENCHMARKS = {"kestrel": "lab.kestrel.bench", "db-queue": "lab.db_queue_bench"}
 
 
 def run_bench(args) -> int:

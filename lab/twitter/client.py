@@ -33,6 +33,7 @@ class FakeTwitter:
         mode: str = "up",
         fail_rate: float = 0.3,
         seed: int | None = None,
+        reject_duplicates: bool = False,
         users: Mapping[str, str] | None = None,
         time_scale: float | None = None,
         host: str = LOCALHOST,
@@ -51,6 +52,8 @@ class FakeTwitter:
         ]
         if seed is not None:
             argv += ["--seed", str(seed)]
+        if reject_duplicates:
+            argv.append("--reject-duplicates")
         for name, token in (users or {}).items():
             argv += ["--user", f"{name}={token}"]
         env = {TIME_SCALE_ENV: repr(time_scale)} if time_scale is not None else None
@@ -89,7 +92,7 @@ class FakeTwitter:
         return response.json()
 
     def control(self, **changes) -> dict:
-        """Change `mode`, `latency_ms` ([lo, hi]) and/or `fail_rate`; returns the new state."""
+        """Change `mode`, `latency_ms` ([lo, hi]), `fail_rate`, `reject_duplicates`; the new state."""
         if "latency_ms" in changes:
             changes["latency_ms"] = list(changes["latency_ms"])
         return self._call("POST", "/_control", json=changes)

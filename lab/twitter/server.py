@@ -27,6 +27,7 @@ from .state import MAX_TWEET_LENGTH, ControlError, TwitterState
 log = logging.getLogger("lab.twitter")
 
 MAX_BODY_BYTES = 64 * 1024
+DUPLICATE_CONTENT = "You are not allowed to create a Tweet with duplicate content."
 
 # Every route, with what it does: the reference page includes this table.
 # --8<-- [start:routes]
@@ -34,7 +35,7 @@ ROUTES = {
     ("POST", "/2/tweets"): "post a tweet (API port only)",
     ("GET", "/"): "the timeline page with buttons for the modes",
     ("GET", "/_control"): "the current mode, latency range, fail rate, time scale",
-    ("POST", "/_control"): "change mode, latency_ms or fail_rate",
+    ("POST", "/_control"): "change mode, latency_ms, fail_rate or reject_duplicates",
     ("GET", "/_ledger"): "every accepted tweet",
     ("GET", "/_stats"): "counts: accepted, duplicates, rejected by reason",
     ("POST", "/_reset"): "clear the ledger and the counts",
@@ -151,6 +152,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(*problem(HTTPStatus.BAD_REQUEST, invalid))
 
         tweet = self.state.accept(user, text)
+        if tweet is None:  # Twitter's own answer to a repeated status
+            return self.send_json(*problem(HTTPStatus.FORBIDDEN, DUPLICATE_CONTENT))
         log.info("tweet %s by @%s%s: %s", tweet.id, user, " (DUPLICATE)" if tweet.duplicate else "", text)
         self.send_json(HTTPStatus.CREATED, {"data": {"id": tweet.id, "text": tweet.text}})
 

@@ -52,6 +52,12 @@ def parse_fail_rate(value) -> float:
     return rate
 
 
+def parse_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ControlError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def parse_mode(value) -> str:
     if value not in MODES:
         raise ControlError(f"mode must be one of {', '.join(MODES)}, got {value!r}")
@@ -82,6 +88,7 @@ class TwitterState:
     mode: str = "up"
     latency_ms: tuple[int, int] = (1000, 2000)
     fail_rate: float = 0.3
+    reject_duplicates: bool = False  # as Twitter did: the same text twice from one user is refused
     seed: int | None = None
     ledger: list[Tweet] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)  # by reason: down, flaky, refuse, ...
@@ -105,15 +112,21 @@ class TwitterState:
 
     def control(self, changes: dict) -> dict:
         """Apply a POST /_control body; all values are checked before any is applied."""
-        unknown = set(changes) - {"mode", "latency_ms", "fail_rate"}
+        unknown = set(changes) - {"mode", "latency_ms", "fail_rate", "reject_duplicates"}
         if unknown:
             raise ControlError(f"unknown control field(s): {', '.join(sorted(unknown))}")
         mode = parse_mode(changes["mode"]) if "mode" in changes else self.mode
         latency = parse_latency(changes["latency_ms"]) if "latency_ms" in changes else self.latency_ms
         rate = parse_fail_rate(changes["fail_rate"]) if "fail_rate" in changes else self.fail_rate
+        reject = (
+            parse_flag(changes["reject_duplicates"], "reject_duplicates")
+            if "reject_duplicates" in changes
+            else self.reject_duplicates
+        )
         with self._changed:
             old_mode = self.mode
             self.mode, self.latency_ms, self.fail_rate = mode, latency, rate
+            self.reject_duplicates = reject
             self._changed.notify_all()  # release requests held in `hang`
         if mode != old_mode:
             for listener in self._listeners:
@@ -126,6 +139,7 @@ class TwitterState:
                 "mode": self.mode,
                 "latency_ms": list(self.latency_ms),
                 "fail_rate": self.fail_rate,
+                "reject_duplicates": self.reject_duplicates,
                 "time_scale": time_scale(),
                 "held": self.held,
             }
@@ -180,9 +194,13 @@ class TwitterState:
     def user_for(self, token: str | None) -> str | None:
         return self._user_by_token.get(token or "")
 
-    def accept(self, user: str, text: str) -> Tweet:
+    def accept(self, user: str, text: str) -> Tweet | None:
+        """Add the tweet to the ledger; None if it is a duplicate and duplicates are refused."""
         with self._changed:
             key = (user, text)
+            if self.reject_duplicates and self._seen[key]:
+                self.rejected["duplicate"] += 1
+                return None
             tweet = Tweet(
                 id=str(FIRST_TWEET_ID + len(self.ledger)),
                 user=user,

@@ -17,6 +17,6 @@ def running_twitter():
 @pytest.fixture
 def twitter(running_twitter):
     """The module's fake Twitter, back to `up`, no latency, an empty ledger."""
-    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3)
+    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3, reject_duplicates=False)
     running_twitter.reset()
     return running_twitter

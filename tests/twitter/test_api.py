@@ -95,6 +95,19 @@ def test_the_same_text_twice_from_one_user_counts_as_a_duplicate(twitter):
     assert twitter.stats()["accepted"] == 4
 
 
+def test_duplicates_can_be_refused_as_twitter_did(twitter):
+    twitter.control(reject_duplicates=True)
+    first = post(twitter, {"text": "same words"})
+    again = post(twitter, {"text": "same words"})
+    other_user = post(twitter, {"text": "same words"}, headers=BOB)
+
+    assert [first.status_code, again.status_code, other_user.status_code] == [201, 403, 201]
+    assert again.json()["detail"] == "You are not allowed to create a Tweet with duplicate content."
+    assert [t["user"] for t in twitter.ledger()] == ["alice", "bob"]
+    assert twitter.stats()["rejected"] == {"duplicate": 1}
+    assert twitter.stats()["duplicates"] == 0
+
+
 def test_reset_clears_the_ledger_and_the_counts(twitter):
     post(twitter, {"text": "one"})
     post(twitter, {"text": "one"})

@@ -177,6 +177,7 @@ def test_flaky_at_the_extremes(twitter, rate, expected):
         ({"fail_rate": 1.5}, "from 0 to 1"),
         ({"fail_rate": "often"}, "fail_rate"),
         ({"mode": "down", "colour": "red"}, "unknown control field"),
+        ({"reject_duplicates": "yes"}, "true or false"),
     ],
 )
 def test_bad_control_values_are_400_and_change_nothing(twitter, changes, detail):
