@@ -4,6 +4,7 @@
     workbook twitter-mode hang                                      switch a running one's mode
     workbook up 01-naive --workers 2                                run a stage until Ctrl-C
     workbook kestrel --port 22133 --data-dir DIR                    run the Kestrel-protocol server
+    workbook queue-stats --queue tweets                             a queue's length, open reads...
     workbook bench kestrel --quick                                  our queue server against Redis
 
 `--time-scale X` (or WORKBOOK_TIME_SCALE) before the command scales every delay, for this process
@@ -102,9 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--twitter-control-port", type=int, default=8082, help="the fake Twitter's page (default 8082)"
     )
     up.add_argument(
+        "--kestrel-port", type=int, default=22133, help="the queue server's port, in stage 03 (default 22133)"
+    )
+    up.add_argument(
         "--data-dir", type=Path, help="the stage's data folder (default steps/<stage>/data)"
     )
     up.set_defaults(func=run_up)
+
+    stats = commands.add_parser(
+        "queue-stats",
+        help="print a Kestrel-protocol server's stats (what `echo stats | nc` shows)",
+        description="Print a running Kestrel-protocol server's stats, all or one queue's.",
+    )
+    stats.add_argument("--host", default="127.0.0.1")
+    stats.add_argument("--port", type=int, default=22133, help="the server's port (default 22133)")
+    stats.add_argument("--queue", help="only this queue's lines, e.g. tweets")
+    stats.set_defaults(func=run_queue_stats)
 
     bench = commands.add_parser(
         "bench",
@@ -215,11 +229,27 @@ def run_up(args) -> int:
             web_port=args.web_port,
             twitter_port=args.twitter_port,
             twitter_control_port=args.twitter_control_port,
+            kestrel_port=args.kestrel_port,
             data_dir=args.data_dir,
         )
     except StageError as error:
         print(f"workbook up: {error}", file=sys.stderr)
         return 2
+
+
+def run_queue_stats(args) -> int:
+    from lab.kestrel.stats import read_stats
+
+    try:
+        stats = read_stats(args.host, args.port)
+    except OSError as error:
+        print(f"workbook queue-stats: no queue server at {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    prefix = f"queue_{args.queue}_" if args.queue else ""
+    for name, value in stats.items():
+        if name.startswith(prefix):
+            print(f"{name} {value}")
+    return 0
 
 
 # benchmark name -> the module whose main(argv) runs it

@@ -9,12 +9,19 @@ from lab.process import LOCALHOST, ManagedProcess, ProcessError
 from lab.stages import Stage
 
 # Which environment variable holds the port each kind of process answers on.
-PORT_VARIABLES = {"web": "WEB_PORT", "twitter": "TWITTER_CONTROL_PORT"}
-WEB_LAST = "web"  # the site starts once everything it talks to answers
+PORT_VARIABLES = {"web": "WEB_PORT", "twitter": "TWITTER_CONTROL_PORT", "kestrel": "KESTREL_PORT"}
+# Servers first, then the workers that use them, then the site: each starts once what it talks to answers.
+START_ORDER = {"worker": 1, "web": 2}  # every other process (a server) is 0
 
 
 def stage_environment(
-    *, data_dir: Path, workers: int, web_port: int, twitter_port: int, twitter_control_port: int
+    *,
+    data_dir: Path,
+    workers: int,
+    web_port: int,
+    twitter_port: int,
+    twitter_control_port: int,
+    kestrel_port: int = 22133,
 ) -> dict[str, str]:
     """What a stage's Procfile lines read: the same variables for `workbook up` and the tests."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -25,6 +32,7 @@ def stage_environment(
         "TWITTER_CONTROL_PORT": str(twitter_control_port),
         "TWITTER_API_URL": f"http://{LOCALHOST}:{twitter_port}",
         "TWITPIC_DATA_DIR": str(data_dir),
+        "KESTREL_PORT": str(kestrel_port),
     }
 
 
@@ -34,8 +42,8 @@ def start_stage(
     log_dir: Path | None = None,
     skip: frozenset[str] = frozenset(),
 ) -> list[ManagedProcess]:
-    """Start the Procfile's processes (but `skip`), the site last; all or nothing."""
-    names = sorted((n for n in stage.processes() if n not in skip), key=lambda name: name == WEB_LAST)
+    """Start the Procfile's processes (but `skip`) in START_ORDER; all or nothing."""
+    names = sorted((n for n in stage.processes() if n not in skip), key=lambda name: START_ORDER.get(name, 0))
     started: list[ManagedProcess] = []
     try:
         for name in names:
@@ -61,6 +69,7 @@ def run_up(
     web_port: int,
     twitter_port: int,
     twitter_control_port: int,
+    kestrel_port: int = 22133,
     data_dir: Path | None = None,
 ) -> int:
     stage = Stage.find(stage_name)
@@ -71,6 +80,7 @@ def run_up(
         web_port=web_port,
         twitter_port=twitter_port,
         twitter_control_port=twitter_control_port,
+        kestrel_port=kestrel_port,
     )
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +93,8 @@ def run_up(
     print(f"  site:          http://{LOCALHOST}:{web_port}/  ({workers} gunicorn workers)")
     print(f"  fake Twitter:  http://{LOCALHOST}:{twitter_control_port}/  (timeline and outage modes)")
     print(f"  Twitter API:   http://{LOCALHOST}:{twitter_port}/2/tweets")
+    if "kestrel" in stage.processes():
+        print(f"  queue server:  {LOCALHOST}:{kestrel_port}  (try: echo stats | nc {LOCALHOST} {kestrel_port})")
     print("Ctrl-C stops everything.", flush=True)
     try:
         while all(process.alive for process in processes):

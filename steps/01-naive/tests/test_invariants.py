@@ -102,7 +102,7 @@ def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_se
         [worker] = [pid for pid in site.web_worker_pids() if calls_twitter(pid, twitter.port)]
         psutil.Process(worker).send_signal(signal.SIGKILL)
         # Twitter notices the dropped connection before it recovers.
-        wait_until(lambda: twitter.state()["held"] == 0, timeout=10, what="the call dropped")
+        wait_until(lambda: twitter.stats()["rejected"].get("abandoned") == 1, timeout=10, what="the call dropped")
         twitter.set_mode("up")
         with pytest.raises(requests.ConnectionError):
             comment.result()  # the browser sees the connection drop

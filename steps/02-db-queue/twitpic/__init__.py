@@ -1,4 +1,4 @@
-"""Twitpic, stage 01: post to Twitter inside the web request, the way the case study began."""
+"""Twitpic, stage 02: the request writes the tweet into a jobs table; background workers post it."""
 
 from pathlib import Path
 
