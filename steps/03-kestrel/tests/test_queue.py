@@ -1,0 +1,143 @@
+"""What the queue server adds: a crash of the server loses nothing, a poison message cannot block
+the queue, and a message delivered twice is posted once (with the one window that remains).
+"""
+
+import json
+
+import pytest
+from pymemcache.client.base import Client
+
+from lab.kestrel.testing import kestrel_process
+
+
+def test_a_queue_server_crash_loses_nothing_and_duplicates_nothing(site, twitter, photo, drain_seconds):
+    twitter.set_mode("down")
+    bodies = [f"before the crash {n}" for n in range(5)]
+    for body in bodies:
+        assert site.comment(photo, body).status_code == 303
+
+    site.crash_queue_server()  # SIGKILL, then start again from its journal
+    waiting = site.queue_stats()
+    assert waiting["items"] + waiting["open_transactions"] == len(bodies)
+
+    twitter.set_mode("up")
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds)
+    assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+
+
+def test_poison_messages_are_parked_and_the_rest_keep_flowing(site, twitter, photo, drain_seconds):
+    queue = Client(("127.0.0.1", site.kestrel_port), default_noreply=False)
+    try:
+        assert queue.set("tweets", b"\x00 not a tweet at all")
+        assert queue.set("tweets", json.dumps({"id": "p1", "user": "mallory", "text": "hi"}).encode())
+        assert site.comment(photo, "after the poison").status_code == 303
+
+        found = twitter.tweets_starting_with(["after the poison"], seconds=drain_seconds)
+        assert len(found["after the poison"]) == 1
+
+        parked = [json.loads(queue.get("tweets_failed/t=2000")) for _ in range(2)]
+    finally:
+        queue.close()
+    assert parked[0]["error"].startswith("not a tweet message")
+    assert parked[0]["item"] == "\x00 not a tweet at all"
+    assert parked[1]["error"] == "no Twitter token for 'mallory'"
+
+
+def test_the_site_answers_when_the_queue_server_is_down(site, twitter, photo):
+    site.processes["kestrel"].kill()
+    try:
+        response = site.comment(photo, "queue is down")
+        assert response.status_code == 303  # the comment is saved; its tweet is lost and logged
+        assert "queue is down" in site.photo_page(photo).text
+    finally:
+        site.crash_queue_server()  # start it again
+    assert "tweet lost, the queue is unreachable" in site.processes["web"].log_text()
+
+
+# -- idempotency: the same message delivered twice -------------------------------------------
+
+
+class WorkerDied(Exception):
+    """Stands for kill -9 at a chosen moment."""
+
+
+@pytest.fixture
+def private_queue(tmp_path):
+    with kestrel_process(tmp_path / "kestrel") as server:
+        yield ("127.0.0.1", server.port)
+
+
+def worker_for(tmp_path, twitter, address, after_post=lambda: None):
+    from twitpic.db import init_db
+    from twitpic.worker import Worker, WorkerSettings
+
+    url = f"sqlite:///{tmp_path / 'site.sqlite3'}"
+    init_db(url)
+    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url, queue_address=address, wait=0.5)
+    return Worker(settings, after_post=after_post)
+
+
+def crash(worker) -> None:
+    """The worker's process is gone: its connection drops, so its open read goes back to the queue."""
+    worker.queue.close()
+    worker.db.close()
+
+
+def queue_one(address, text="once only https://twitpic.example/p/1"):
+    from twitpic.queue import enqueue_tweet
+
+    client = Client(address, default_noreply=False)
+    try:
+        enqueue_tweet(client, "bob", text)
+    finally:
+        client.close()
+
+
+def died_after_posting():
+    raise WorkerDied("after posting, before recording")
+
+
+@pytest.mark.parametrize("twitter_rejects_duplicates, tweets", [(False, 2), (True, 1)])
+def test_a_worker_that_dies_between_posting_and_recording(
+    tmp_path, twitter, private_queue, twitter_rejects_duplicates, tweets
+):
+    """The window idempotency cannot close on our side: posted, not yet recorded. Twitter's own
+    refusal of duplicate statuses closes it, which is what apps of the day relied on."""
+    twitter.control(reject_duplicates=twitter_rejects_duplicates)
+    queue_one(private_queue)
+    first = worker_for(tmp_path, twitter, private_queue, after_post=died_after_posting)
+    with pytest.raises(WorkerDied):
+        first.run_once()
+    crash(first)
+
+    second = worker_for(tmp_path, twitter, private_queue)
+    try:
+        assert second.run_once() is True  # the same message, delivered again
+    finally:
+        second.close()
+    assert len(twitter.tweets_starting_with(["once only"])["once only"]) == tweets
+    [(_, twitter_id)] = recorded(tmp_path)  # recorded once either way
+    assert (twitter_id is None) == twitter_rejects_duplicates  # no id: Twitter said "duplicate"
+
+
+def test_a_worker_that_dies_after_recording_is_not_posted_again(tmp_path, twitter, private_queue):
+    queue_one(private_queue)
+    first = worker_for(tmp_path, twitter, private_queue)
+    assert first.run_once() is True  # posted and recorded; the item is still open, not confirmed
+    crash(first)
+
+    second = worker_for(tmp_path, twitter, private_queue)
+    try:
+        assert second.run_once() is True  # delivered again...
+    finally:
+        second.close()
+    assert len(twitter.tweets_starting_with(["once only"])["once only"]) == 1  # ...and not posted again
+    assert len(recorded(tmp_path)) == 1
+
+
+def recorded(tmp_path) -> list[tuple[str, str | None]]:
+    """The worker's record of posted tweets: (tweet id, Twitter's id)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "site.sqlite3") as db:
+        return db.execute("SELECT tweet_id, twitter_id FROM posted_tweets").fetchall()

@@ -1,0 +1,22 @@
+"""Twitpic, stage 03: tweets go onto a Kestrel-protocol queue; workers post them."""
+
+from pathlib import Path
+
+from flask import Flask
+
+from . import db, errors, photos, queue
+from .settings import settings_from_environment
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(settings_from_environment())
+    if config:
+        app.config.update(config)
+    Path(app.config["PHOTO_DIR"]).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    queue.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(photos.bp)
+    return app

@@ -1,0 +1,85 @@
+"""The `tweets` queue on the Kestrel-protocol server, through an ordinary memcache client.
+
+Kestrel spoke the memcache protocol, so any memcache client could use it: `set` adds an item to
+the queue named by the key, `get` takes one off. Kestrel forgot memcache's flags, so a client's
+own serializer would get raw bytes back: we send bytes (JSON) and decode them ourselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g
+from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheError
+
+log = logging.getLogger(__name__)
+
+TWEETS = "tweets"
+FAILED = "tweets_failed"  # poison messages, parked with their error for a person to look at
+
+
+@dataclass(frozen=True)
+class TweetMessage:
+    id: str  # given when the tweet is queued; the worker records it once posted
+    user: str
+    text: str
+
+
+def connect(address: tuple[str, int], wait: float = 0.0) -> Client:
+    # `wait` is the longest a `get .../t=` may block; the socket must not give up before it.
+    return Client(address, connect_timeout=2, timeout=wait + 5, default_noreply=False)
+
+
+def encode(message: TweetMessage) -> bytes:
+    return json.dumps({"id": message.id, "user": message.user, "text": message.text}).encode()
+
+
+def decode(raw: bytes) -> TweetMessage:
+    """The message in an item, or ValueError for anything else (a poison message)."""
+    try:
+        fields = json.loads(raw)
+        message = TweetMessage(fields["id"], fields["user"], fields["text"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"not a tweet message: {error.__class__.__name__}") from None
+    if not all(isinstance(value, str) and value for value in (message.id, message.user, message.text)):
+        raise ValueError("not a tweet message: empty or non-string field")
+    return message
+
+
+# --8<-- [start:enqueue]
+def enqueue_tweet(client: Client, username: str, text: str) -> str:
+    """Put a tweet on the queue; its id. The server has it on disk when `set` returns."""
+    message = TweetMessage(uuid.uuid4().hex, username, text)
+    if not client.set(TWEETS, encode(message)):
+        raise MemcacheError("the queue refused the item (NOT_STORED: full, or too large)")
+    return message.id
+
+
+def queue_tweet(username: str, text: str) -> str | None:
+    """From a web request: queue the tweet, or log it as lost if the queue server is unreachable."""
+    try:
+        return enqueue_tweet(get_queue(), username, text)
+    except (OSError, MemcacheError) as error:
+        log.error("tweet lost, the queue is unreachable: %s", error)
+        return None
+# --8<-- [end:enqueue]
+
+
+def get_queue() -> Client:
+    if "queue" not in g:
+        g.queue = connect(current_app.config["KESTREL_ADDRESS"])
+    return g.queue
+
+
+def close_queue(exception=None) -> None:
+    client = g.pop("queue", None)
+    if client is not None:
+        client.close()
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_queue)
