@@ -15,3 +15,17 @@ def test_the_fake_twitter_tour():
     assert result["stats"]["accepted"] == 2
     assert result["stats"]["duplicates"] == 1
     assert result["stats"]["rejected"] == {"down": 1}
+
+
+def test_the_kestrel_tour_output_in_the_docs_is_fresh():
+    """docs/generated/kestrel-tour.txt is what examples/kestrel_tour.py prints today."""
+    import subprocess
+    import sys
+
+    fresh = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "kestrel_tour.py")],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    committed = (ROOT / "docs" / "generated" / "kestrel-tour.txt").read_text()
+    assert fresh == committed, "stale: run python examples/kestrel_tour.py > docs/generated/kestrel-tour.txt"
+    assert "REMOVE_TENTATIVE xid=1" in fresh and "UNREMOVE xid=2" in fresh
