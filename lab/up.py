@@ -9,7 +9,12 @@ from lab.process import LOCALHOST, ManagedProcess, ProcessError
 from lab.stages import Stage
 
 # Which environment variable holds the port each kind of process answers on.
-PORT_VARIABLES = {"web": "WEB_PORT", "twitter": "TWITTER_CONTROL_PORT", "kestrel": "KESTREL_PORT"}
+PORT_VARIABLES = {
+    "web": "WEB_PORT",
+    "twitter": "TWITTER_CONTROL_PORT",
+    "kestrel": "KESTREL_PORT",
+    "redis": "REDIS_PORT",
+}
 # Servers first, then the workers that use them, then the site: each starts once what it talks to answers.
 START_ORDER = {"worker": 1, "web": 2}  # every other process (a server) is 0
 
@@ -22,6 +27,7 @@ def stage_environment(
     twitter_port: int,
     twitter_control_port: int,
     kestrel_port: int = 22133,
+    redis_port: int = 6380,
 ) -> dict[str, str]:
     """What a stage's Procfile lines read: the same variables for `workbook up` and the tests."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -33,6 +39,8 @@ def stage_environment(
         "TWITTER_API_URL": f"http://{LOCALHOST}:{twitter_port}",
         "TWITPIC_DATA_DIR": str(data_dir),
         "KESTREL_PORT": str(kestrel_port),
+        "REDIS_PORT": str(redis_port),
+        "REDIS_URL": f"redis://{LOCALHOST}:{redis_port}/0",
     }
 
 
@@ -70,6 +78,7 @@ def run_up(
     twitter_port: int,
     twitter_control_port: int,
     kestrel_port: int = 22133,
+    redis_port: int = 6380,
     data_dir: Path | None = None,
 ) -> int:
     stage = Stage.find(stage_name)
@@ -81,6 +90,7 @@ def run_up(
         twitter_port=twitter_port,
         twitter_control_port=twitter_control_port,
         kestrel_port=kestrel_port,
+        redis_port=redis_port,
     )
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +103,9 @@ def run_up(
     print(f"  site:          http://{LOCALHOST}:{web_port}/  ({workers} gunicorn workers)")
     print(f"  fake Twitter:  http://{LOCALHOST}:{twitter_control_port}/  (timeline and outage modes)")
     print(f"  Twitter API:   http://{LOCALHOST}:{twitter_port}/2/tweets")
+    if "redis" in stage.processes():
+        print(f"  Redis:         {env['REDIS_URL']}  (try: rq info --url {env['REDIS_URL']})")
+        print(f"  queue status:  http://{LOCALHOST}:{web_port}/status")
     if "kestrel" in stage.processes():
         print(f"  queue server:  {LOCALHOST}:{kestrel_port}  (try: echo stats | nc {LOCALHOST} {kestrel_port})")
     print("Ctrl-C stops everything.", flush=True)

@@ -1,0 +1,521 @@
+"""`workbook bench db-queue [--quick] [--out DIR]`: stage 02's claim strategies, 1 to 8 workers.
+
+For each backend (SQLite always; PostgreSQL and MariaDB when their servers answer) and each claim
+strategy, the stage's own worker (`python -m twitpic.worker`) drains the same number of jobs with
+1, 2, 4 and 8 worker processes, posting to the fake Twitter at a fixed latency. Every run gets a
+private database, whose tables the worker command creates with the stage's `init_db` as it
+starts. The clock starts when the jobs are committed, in one transaction, to a table the workers
+are already polling, and stops when every job is `done`: process start-up is never timed. The
+fake Twitter's ledger says which tweets were posted twice (duplicates) or never (lost).
+
+The stage's code runs only in processes started in the stage's folder (the workers, and a small
+helper for the database work), so the lab never imports the stage's `twitpic` package itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import psutil
+
+from lab.process import ManagedProcess
+from lab.stages import STEPS_DIR
+from lab.twitter import FakeTwitter
+
+STAGE_DIR = STEPS_DIR / "02-db-queue"
+
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+STRATEGIES = ("naive", "locked", "skip-locked", "atomic")
+UNSAFE_STRATEGIES = {"naive"}  # expected to post some tweets twice
+UNSUPPORTED = {("sqlite", "skip-locked")}  # SQLite has no SELECT ... FOR UPDATE SKIP LOCKED
+
+# The same variables and defaults as the stage's tests.
+SERVER_URL_VARIABLES = {
+    "postgresql": "TWITPIC_TEST_POSTGRESQL_URL",
+    "mariadb": "TWITPIC_TEST_MARIADB_URL",
+}
+DEFAULT_SERVER_URLS = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
+    "mariadb": "mysql://root@127.0.0.1:3306/test",
+}
+
+DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306}
+
+FULL_JOBS, FULL_WORKERS = 300, (1, 2, 4, 8)
+QUICK_JOBS, QUICK_WORKERS = 50, (1, 4)
+DEFAULT_LATENCY_MS = 20
+
+# The worker's default poll interval (0.5 s) would add up to half a second of idling to a run of
+# a few seconds; the bench's workers look at the table often, so the queue, not the nap, is timed.
+WORKER_POLL_SECONDS = 0.01
+DONE_POLL_SECONDS = 0.005  # how often the helper counts unfinished jobs while the clock runs
+SETTLE_SECONDS = 0.05  # after connecting: time for every worker to find the table empty once
+
+ROW_KEYS = ("backend", "strategy", "workers", "jobs_per_s", "duplicates", "lost")
+
+# Runs in the stage's folder with the stage's own code. Each line on stdin is a request,
+# {"url": U, "texts": [...], "timeout": S}: insert one job per text in a single transaction, then
+# count unfinished jobs until there are none. The clock starts at the commit. One JSON reply per
+# line on stdout.
+STAGE_HELPER = """
+import json, sys, time, traceback
+from twitpic.db import Database
+from twitpic.jobs import enqueue_tweet
+
+UNFINISHED = "SELECT COUNT(*) AS n FROM tweet_jobs WHERE status <> 'done'"
+
+def drain(url, texts, timeout):
+    db = Database(url)
+    try:
+        with db.transaction():
+            for text in texts:
+                enqueue_tweet(db, "bob", text)
+            started = time.monotonic()  # the transaction commits as this block ends
+        deadline = started + timeout
+        unfinished = db.one(UNFINISHED)["n"]
+        while unfinished and time.monotonic() < deadline:
+            time.sleep(%(poll)r)
+            unfinished = db.one(UNFINISHED)["n"]
+        return {"seconds": time.monotonic() - started, "unfinished": unfinished}
+    finally:
+        db.close()
+
+for line in sys.stdin:
+    request = json.loads(line)
+    try:
+        reply = drain(request["url"], request["texts"], request["timeout"])
+    except Exception:
+        reply = {"error": traceback.format_exc()}
+    print(json.dumps(reply), flush=True)
+""" % {"poll": DONE_POLL_SECONDS}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# -- the stage's side ---------------------------------------------------------------------------
+
+
+class StageHelper:
+    """A long-lived Python process in the stage's folder that runs the stage's database code."""
+
+    def __init__(self) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-c", STAGE_HELPER],
+            cwd=STAGE_DIR,  # `python -c` imports from the current folder: the stage's twitpic
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches the bench, which then closes it
+        )
+
+    def drain(self, **request) -> dict:
+        self.popen.stdin.write(json.dumps(request) + "\n")
+        self.popen.stdin.flush()
+        line = self.popen.stdout.readline()
+        if not line:
+            raise BenchError(f"the stage helper exited with code {self.popen.wait()}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise BenchError(f"the stage helper failed:\n{reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.popen.stdin.close()  # end of input: the helper's loop ends
+            self.popen.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.popen.kill()
+            self.popen.wait()
+        self.popen.stdout.close()
+
+
+def worker_process(
+    database_url: str, twitter: FakeTwitter, strategy: str, count: int
+) -> ManagedProcess:
+    """The stage's worker command with `count` processes, not started yet.
+
+    It creates the tables with the stage's `init_db` before it starts its workers, and counts as
+    ready once every worker has connected to the database.
+    """
+    process = ManagedProcess(
+        f"db-queue-{strategy}-{count}",
+        [sys.executable, "-m", "twitpic.worker", "--strategy", strategy, "--workers", str(count),
+         "--poll", str(WORKER_POLL_SECONDS)],
+        cwd=STAGE_DIR,
+        env={
+            "TWITPIC_DATABASE_URL": database_url,
+            "TWITTER_API_URL": twitter.api_url,
+            "WORKBOOK_TIME_SCALE": "1",  # real seconds: leases and timeouts as the stage sets them
+        },
+        ready=lambda: workers_connected(process.pid, count, database_url),
+    )
+    return process
+
+
+def workers_connected(supervisor_pid: int, count: int, database_url: str) -> bool:
+    """Has each of the supervisor's `count` worker processes opened its database connection?
+
+    A worker connects, then goes straight into its loop of polling the table.
+    """
+    try:
+        workers = psutil.Process(supervisor_pid).children()
+        if len(workers) < count:
+            return False
+        return all(holds_database(worker, database_url) for worker in workers)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def holds_database(process: psutil.Process, database_url: str) -> bool:
+    if database_url.startswith("sqlite:///"):
+        path = os.path.realpath(database_url.removeprefix("sqlite:///"))
+        return any(os.path.realpath(file.path) == path for file in process.open_files())
+    port = urlparse(database_url).port or DEFAULT_PORTS[database_url.split(":", 1)[0]]
+    return any(conn.raddr and conn.raddr.port == port for conn in process.net_connections("tcp"))
+
+
+# -- databases ----------------------------------------------------------------------------------
+
+
+def server_url(backend: str) -> str:
+    return os.environ.get(SERVER_URL_VARIABLES[backend]) or DEFAULT_SERVER_URLS[backend]
+
+
+def connect_server(backend: str, url: str):
+    """An autocommit connection to a PostgreSQL or MariaDB server, to create and drop databases."""
+    if backend == "postgresql":
+        import psycopg
+
+        return psycopg.connect(url, autocommit=True, connect_timeout=3)
+    import pymysql
+
+    parts = urlparse(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=parts.path.lstrip("/") or None,
+        autocommit=True,
+        connect_timeout=3,
+    )
+
+
+def without_password(url: str) -> str:
+    parts = urlparse(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def unreachable_reason(backend: str) -> str | None:
+    """None when the backend can be benchmarked; otherwise why not."""
+    if backend == "sqlite":
+        return None
+    url = server_url(backend)
+    try:
+        connect_server(backend, url).close()
+    except Exception as error:  # any failure to connect means: no server to measure
+        return (f"no server at {without_password(url)} ({error.__class__.__name__});"
+                f" set {SERVER_URL_VARIABLES[backend]}")
+    return None
+
+
+@contextmanager
+def private_database(backend: str, scratch_dir: Path) -> Iterator[str]:
+    """The URL of a new, empty database, dropped (or deleted) afterwards."""
+    if backend == "sqlite":
+        path = scratch_dir / f"queue-{uuid.uuid4().hex[:12]}.sqlite3"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+        return
+    admin_url = server_url(backend)
+    admin = connect_server(backend, admin_url)
+    name = f"twitpic_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+        try:
+            yield admin_url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            force = " WITH (FORCE)" if backend == "postgresql" else ""  # even if a worker lingers
+            admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}{force}")
+    finally:
+        admin.close()
+
+
+# -- one run ------------------------------------------------------------------------------------
+
+
+def run_once(
+    helper: StageHelper, twitter: FakeTwitter, scratch_dir: Path, backend: str, strategy: str,
+    workers: int, jobs: int, latency_ms: int,
+) -> dict:
+    """`workers` processes drain `jobs` jobs; one result row."""
+    run_id = uuid.uuid4().hex[:8]
+    texts = [f"bench {run_id} job {number:05d}" for number in range(jobs)]  # each text unique
+    # Generous: even one worker at a time, with room for a slow machine.
+    timeout = 30 + jobs * (latency_ms / 1000 + 0.05) * 2
+    with private_database(backend, scratch_dir) as database_url:
+        process = worker_process(database_url, twitter, strategy, workers)
+        try:
+            process.start(timeout=30)
+            time.sleep(SETTLE_SECONDS)
+            twitter.reset()
+            drained = helper.drain(url=database_url, texts=texts, timeout=timeout)
+            if strategy in UNSAFE_STRATEGIES:
+                # A naive worker may still be posting a job another worker already finished.
+                time.sleep(2 * latency_ms / 1000 + 0.1)
+        finally:
+            process.stop()
+            process.remove_log()
+    posted = {text: 0 for text in texts}
+    for tweet in twitter.ledger():
+        if tweet["text"] in posted:
+            posted[tweet["text"]] += 1
+    finished = jobs - drained["unfinished"]
+    return {
+        "backend": backend,
+        "strategy": strategy,
+        "workers": workers,
+        "jobs_per_s": round(finished / drained["seconds"], 1),
+        "duplicates": sum(count - 1 for count in posted.values() if count > 1),
+        "lost": sum(1 for count in posted.values() if count == 0),
+        "unfinished": drained["unfinished"],  # not done when the run timed out; reported, not saved
+    }
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def speed_ups(rows: list[dict]) -> list[str]:
+    """Each row's jobs/s over the same backend and strategy's 1-worker jobs/s."""
+    single = {
+        (row["backend"], row["strategy"]): row["jobs_per_s"] for row in rows if row["workers"] == 1
+    }
+    figures = []
+    for row in rows:
+        base = single.get((row["backend"], row["strategy"]))
+        figures.append(f"{row['jobs_per_s'] / base:.2f}x" if base else "-")
+    return figures
+
+
+HEADERS = ("backend", "strategy", "workers", "jobs/s", "duplicates", "lost", "vs 1 worker")
+
+
+def table_cells(rows: list[dict]) -> list[tuple[str, ...]]:
+    return [
+        (row["backend"], row["strategy"], str(row["workers"]), f"{row['jobs_per_s']:.1f}",
+         str(row["duplicates"]), str(row["lost"]), speed_up)
+        for row, speed_up in zip(rows, speed_ups(rows))
+    ]
+
+
+def text_table(rows: list[dict]) -> str:
+    cells = [HEADERS, *table_cells(rows)]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(HEADERS))]
+    lines = []
+    for line in cells:
+        left = [value.ljust(width) for value, width in zip(line[:2], widths[:2])]
+        right = [value.rjust(width) for value, width in zip(line[2:], widths[2:])]
+        lines.append("  ".join(left + right))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---|---|--:|--:|--:|--:|--:|"]
+    lines += ["| " + " | ".join(line) + " |" for line in table_cells(rows)]
+    return "\n".join(lines)
+
+
+def one_to_four(rows: list[dict], backend: str, strategy: str) -> float | None:
+    by_workers = {row["workers"]: row["jobs_per_s"] for row in rows
+                  if (row["backend"], row["strategy"]) == (backend, strategy)}
+    if not by_workers.get(1) or 4 not in by_workers:
+        return None
+    return by_workers[4] / by_workers[1]
+
+
+def postgresql_verdict(rows: list[dict]) -> str | None:
+    """The figure the chapter relies on: skip-locked scales on PostgreSQL, locked does not."""
+    skip_locked = one_to_four(rows, "postgresql", "skip-locked")
+    locked = one_to_four(rows, "postgresql", "locked")
+    if skip_locked is None or locked is None:
+        return None
+    outcome = "as expected" if skip_locked >= 2.5 and locked < 1.5 else "NOT as expected"
+    return (f"PostgreSQL, 1 -> 4 workers: skip-locked {skip_locked:.2f}x (expected at least 2.5x),"
+            f" locked {locked:.2f}x (expected under 1.5x): {outcome}")
+
+
+def settings_line(jobs: int, latency_ms: int, workers: tuple[int, ...], quick: bool) -> str:
+    counts = ", ".join(str(count) for count in workers)
+    line = (f"{jobs} jobs per run, fake Twitter latency {latency_ms} ms, {counts} workers,"
+            f" {os.cpu_count()} CPUs")
+    if quick:
+        line += f" (quick run: a full run has {FULL_JOBS} jobs and 1, 2, 4, 8 workers)"
+    return line
+
+
+def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[str, str]) -> None:
+    lines = [
+        "# The jobs table as a queue: workers against claim strategies",
+        "",
+        f"Measured {date.today().isoformat()} with `workbook bench db-queue`: {settings}.",
+        "",
+    ]
+    if skipped:
+        lines += [f"Skipped: {', '.join(skipped)} (no server answered).", ""]
+    lines += [markdown_table(rows), ""]
+    verdict = postgresql_verdict(rows)
+    if verdict:
+        lines += [verdict + ".", ""]
+    path.write_text("\n".join(lines))
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbook bench db-queue",
+        description="Stage 02's claim strategies draining the jobs table with 1 to 8 workers.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true",
+        help=f"{QUICK_JOBS} jobs per run and 1 and 4 workers only (under a minute)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("."),
+        help="folder for db-queue.json and db-queue.md (default: the current folder)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, help=f"jobs per run (default {FULL_JOBS}, quick {QUICK_JOBS})"
+    )
+    parser.add_argument("--workers", help="worker counts, e.g. 1,2,4,8 (the default; quick 1,4)")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="default: sqlite,postgresql,mariadb"
+    )
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="default: all four")
+    parser.add_argument(
+        "--latency-ms", type=int, default=DEFAULT_LATENCY_MS,
+        help=f"the fake Twitter's fixed latency per tweet (default {DEFAULT_LATENCY_MS})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    jobs = args.jobs or (QUICK_JOBS if args.quick else FULL_JOBS)
+    workers = QUICK_WORKERS if args.quick else FULL_WORKERS
+    if args.workers:
+        try:
+            workers = tuple(int(count) for count in comma_list(args.workers))
+        except ValueError:
+            parser.error(f"--workers takes numbers separated by commas, not {args.workers!r}")
+    backends, strategies = comma_list(args.backends), comma_list(args.strategies)
+    for name, chosen, known in (
+        ("backend", backends, BACKENDS), ("strategy", strategies, STRATEGIES)
+    ):
+        for value in chosen:
+            if value not in known:
+                parser.error(f"unknown {name} {value!r}: one of {', '.join(known)}")
+    if jobs < 1 or not workers or min(workers) < 1 or args.latency_ms < 0:
+        parser.error("--jobs and --workers must be at least 1, --latency-ms at least 0")
+
+    settings = settings_line(jobs, args.latency_ms, workers, args.quick)
+    print(settings, flush=True)
+    skipped = {}
+    for backend in backends:
+        reason = unreachable_reason(backend)
+        if reason:
+            skipped[backend] = reason
+            print(f"{backend}: skipped, {reason}", flush=True)
+    plan = [
+        (backend, strategy, count)
+        for backend in backends if backend not in skipped
+        for strategy in strategies if (backend, strategy) not in UNSUPPORTED
+        for count in workers
+    ]
+
+    rows: list[dict] = []
+    started = time.monotonic()
+    scratch_dir = Path(tempfile.mkdtemp(prefix="db-queue-bench-"))
+    twitter = helper = None
+    try:
+        twitter = FakeTwitter.start(latency_ms=(args.latency_ms, args.latency_ms), time_scale=1.0)
+        helper = StageHelper()
+        for backend, strategy, count in plan:
+            row = run_once(
+                helper, twitter, scratch_dir, backend, strategy, count, jobs, args.latency_ms
+            )
+            rows.append(row)
+            print(f"  {backend} {strategy} x{count}: {row['jobs_per_s']:.1f} jobs/s,"
+                  f" {row['duplicates']} duplicates, {row['lost']} lost", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: nothing written")
+        return 130
+    finally:
+        if helper is not None:
+            helper.close()
+        if twitter is not None:
+            twitter.stop()
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+
+    print()
+    print(text_table(rows))
+    verdict = postgresql_verdict(rows)
+    if verdict:
+        print(verdict)
+    print(f"{len(rows)} runs in {time.monotonic() - started:.0f} s")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "db-queue.json").write_text(
+        json.dumps([{key: row[key] for key in ROW_KEYS} for row in rows], indent=2) + "\n")
+    write_markdown(args.out / "db-queue.md", rows, settings, skipped)
+    print(f"wrote {args.out / 'db-queue.json'} and {args.out / 'db-queue.md'}")
+
+    problems = [problem for row in rows for problem in row_problems(row)]
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+def row_problems(row: dict) -> list[str]:
+    """What went wrong in a run: unfinished or lost jobs, or duplicates from a safe strategy."""
+    run = f"{row['backend']} {row['strategy']} x{row['workers']}"
+    problems = []
+    if row["unfinished"]:
+        problems.append(f"{run}: {row['unfinished']} jobs were not done when the run timed out")
+    if row["lost"]:
+        problems.append(f"{run}: {row['lost']} jobs were never posted")
+    if row["duplicates"] and row["strategy"] not in UNSAFE_STRATEGIES:
+        problems.append(
+            f"{run}: {row['duplicates']} duplicates from a strategy that should have none"
+        )
+    return problems
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

