@@ -1,0 +1,110 @@
+"""Stage 04's test bench: a real fake Twitter, and the stage's real Redis, RQ worker processes
+and gunicorn, all started from its Procfile on free ports.
+"""
+
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from lab.process import ManagedProcess, free_port, wait_until
+from lab.site_client import SiteClient
+from lab.stages import Stage
+from lab.twitter import FakeTwitter
+from lab.up import start_stage, stage_environment
+
+STAGE = Stage(Path(__file__).resolve().parents[1])
+WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
+WORKERS = 4  # background worker processes
+TIME_SCALE = 0.1  # job timeouts, retry intervals and the breaker, 10 times faster
+DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
+
+
+class Site(SiteClient):
+    """The running site: a client for its pages, plus its processes and its data folder."""
+
+    def __init__(self, base_url: str, processes: dict[str, ManagedProcess], env: dict, data_dir: Path, workers: int):
+        super().__init__(base_url)
+        self.processes = processes
+        self.env = env
+        self.data_dir = data_dir
+        self.workers = workers
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["REDIS_URL"]
+
+    def queue_status(self) -> dict:
+        return requests.get(self.url("/status.json"), timeout=10).json()
+
+    def background_worker_pids(self) -> list[int]:
+        """Every process under the supervisor: the RQ workers and their work horses."""
+        return [child.pid for child in psutil.Process(self.processes["worker"].pid).children(recursive=True)]
+
+
+@pytest.fixture(scope="module")
+def running_twitter():
+    # Scale 1: latencies in these tests are real milliseconds.
+    twitter = FakeTwitter.start(latency_ms=(0, 0), time_scale=1.0)
+    try:
+        yield twitter
+    finally:
+        twitter.stop()
+
+
+@pytest.fixture
+def twitter(running_twitter):
+    """The fake Twitter, `up` with no latency and an empty ledger, for each test."""
+    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3, reject_duplicates=False)
+    running_twitter.reset()
+    yield running_twitter
+    running_twitter.set_mode("up")  # release anything a test left hanging
+
+
+@pytest.fixture(scope="module")
+def site(running_twitter, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    env = stage_environment(
+        data_dir=data_dir,
+        workers=WEB_WORKERS,
+        web_port=free_port(),
+        twitter_port=running_twitter.port,
+        twitter_control_port=running_twitter.control_port,
+        kestrel_port=free_port(),
+    )
+    env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(TIME_SCALE), REDIS_PORT=str(free_port()))
+    env["REDIS_URL"] = f"redis://127.0.0.1:{env['REDIS_PORT']}/0"
+    started = start_stage(STAGE, env, skip=frozenset({"twitter"}))
+    processes = {process.name.split(":")[1]: process for process in started}
+    site = Site(f"http://127.0.0.1:{env['WEB_PORT']}", processes, env, data_dir, WEB_WORKERS)
+    try:
+        yield site
+    finally:
+        for name in ("web", "worker", "redis"):
+            site.processes[name].stop()
+            site.processes[name].remove_log()
+
+
+@pytest.fixture(autouse=True)
+def settled_queue(request):
+    """Tests that use the site start with no jobs waiting: nothing left over from the test before."""
+    if "site" in request.fixturenames:
+        site = request.getfixturevalue("site")
+        request.getfixturevalue("twitter")  # `up`, so that leftovers can drain
+        wait_until(
+            lambda: (lambda s: s["queued"] + s["started"] + s["scheduled"] == 0)(site.queue_status()),
+            timeout=DRAIN_SECONDS,
+            what="the queue drained",
+        )
+
+
+@pytest.fixture
+def drain_seconds() -> float:
+    return DRAIN_SECONDS
+
+
+@pytest.fixture
+def photo(site, twitter) -> int:
+    """A fresh photo to comment on (uploaded without a tweet)."""
+    return site.new_photo()

@@ -1,0 +1,104 @@
+"""The five invariants every stage is held to. Stage 04 holds all five."""
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+import requests
+
+from lab.process import wait_until
+
+
+def test_comment_answers_fast_while_twitter_is_slow(site, twitter, photo):
+    twitter.control(latency_ms=[1000, 1000])  # a normal day: one second per call
+
+    started = time.monotonic()
+    response = site.comment(photo, "first!")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 303
+    assert elapsed < 0.5, f"the comment took {elapsed:.2f} s while Twitter took 1 s"
+
+
+# --8<-- [start:hang]
+def test_site_stays_up_while_twitter_hangs(site, twitter, photo):
+    twitter.set_mode("hang")
+    with ThreadPoolExecutor(site.workers) as pool:
+        comments = [
+            pool.submit(site.comment, photo, f"while hanging {n}", timeout=60) for n in range(site.workers)
+        ]
+        try:
+            # One comment per web worker: wait until they are answered or all stuck on Twitter.
+            wait_until(
+                lambda: all(c.done() for c in comments) or twitter.state()["held"] >= site.workers,
+                timeout=10,
+                what="comments answered or held by Twitter",
+            )
+            home = site.home(timeout=1.0)  # a page that never touches Twitter
+            assert home.status_code == 200
+        finally:
+            twitter.set_mode("up")
+    assert all(c.result().status_code == 303 for c in comments)
+# --8<-- [end:hang]
+
+
+def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
+    twitter.set_mode("down")
+    bodies = [f"during the outage {n}" for n in range(5)]
+    for body in bodies:
+        assert site.comment(photo, body).status_code == 303  # the comment itself is saved
+
+    # The tweets wait as jobs, queued or scheduled for a retry; none reaches Twitter.
+    waiting = site.queue_status()
+    assert waiting["queued"] + waiting["started"] + waiting["scheduled"] == len(bodies)
+    assert twitter.ledger() == []
+
+    twitter.set_mode("up")
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds)
+
+    lost = [body for body, tweets in found.items() if not tweets]
+    assert lost == [], f"{len(lost)} of {len(bodies)} tweets lost"
+    assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+
+
+# --8<-- [start:duplicates]
+def test_no_tweet_is_posted_twice_with_many_workers(site, twitter, photo, drain_seconds):
+    """Four RQ workers taking from one queue: Redis hands each job to one of them."""
+    assert len(site.queue_status()["workers"]) == 4
+    bodies = [f"busy site {n}" for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda body: site.comment(photo, body), bodies))
+    assert [r.status_code for r in responses] == [303] * len(bodies)
+
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds)
+
+    assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+    assert twitter.stats()["duplicates"] == 0
+# --8<-- [end:duplicates]
+
+
+def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_seconds):
+    twitter.set_mode("hang")
+    assert site.comment(photo, "the worker dies").status_code == 303
+    wait_until(lambda: twitter.state()["held"] == 1, timeout=10, what="a worker's call reaches Twitter")
+    [horse] = [pid for pid in site.background_worker_pids() if calls_twitter(pid, twitter.port)]
+    worker = psutil.Process(horse).parent()  # the RQ worker that forked this job's work horse
+    worker.send_signal(signal.SIGKILL)  # the whole worker dies, not just the job's process
+    psutil.Process(horse).send_signal(signal.SIGKILL)
+    # Twitter notices the dropped connection before it recovers.
+    wait_until(lambda: twitter.stats()["rejected"].get("abandoned") == 1, timeout=10, what="the call dropped")
+    twitter.set_mode("up")
+
+    assert "the worker dies" in site.photo_page(photo).text  # the comment was saved first
+    found = twitter.tweets_starting_with(["the worker dies"], seconds=drain_seconds)
+    assert len(found["the worker dies"]) == 1, "lost with the worker, or posted twice"
+
+
+def calls_twitter(pid: int, twitter_port: int) -> bool:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(c.raddr and c.raddr.port == twitter_port for c in connections)

@@ -1,0 +1,76 @@
+"""The one place that knows how SQLite, PostgreSQL and MariaDB/MySQL differ.
+
+Everything else in the app writes plain SQL with `?` placeholders.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    placeholder: str  # what `?` becomes
+    id_column: str  # an auto-incrementing primary key
+    insert_ignore: str  # INSERT that skips rows whose key exists
+    skip_locked: bool  # supports SELECT ... FOR UPDATE SKIP LOCKED
+    schema_lock: tuple[str, str]  # taken while creating tables, so processes starting together don't race
+
+    def sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+
+SQLITE = Dialect(
+    "sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT", "INSERT OR IGNORE", False,
+    ("BEGIN IMMEDIATE", "COMMIT"),
+)
+POSTGRESQL = Dialect(
+    "postgresql", "%s", "BIGSERIAL PRIMARY KEY", "INSERT", True,  # with ON CONFLICT DO NOTHING
+    ("SELECT pg_advisory_lock(20100401)", "SELECT pg_advisory_unlock(20100401)"),
+)
+MYSQL = Dialect(
+    "mysql", "%s", "BIGINT AUTO_INCREMENT PRIMARY KEY", "INSERT IGNORE", True,
+    ("SELECT GET_LOCK('twitpic-schema', 30)", "SELECT RELEASE_LOCK('twitpic-schema')"),
+)
+
+
+class DatabaseURLError(ValueError):
+    pass
+
+
+def connect(url: str):
+    """A DB-API connection for `sqlite:///path`, `postgresql://...` or `mysql://...`, and its dialect.
+
+    Rows come back as mappings (`row["id"]`) from all three.
+    """
+    scheme = url.split(":", 1)[0]
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(path, timeout=10, isolation_level=None)  # we BEGIN ourselves
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn, SQLITE
+    if scheme in ("postgresql", "postgres"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(url, row_factory=dict_row, autocommit=True), POSTGRESQL
+    if scheme in ("mysql", "mariadb"):
+        import pymysql
+
+        parts = urlparse(url)
+        conn = pymysql.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/"),
+            charset="utf8mb4",
+            cursorclass=pymysql.cursors.DictCursor,
+            autocommit=True,
+        )
+        return conn, MYSQL
+    raise DatabaseURLError(f"unsupported database URL {url!r}: use sqlite:///, postgresql:// or mysql://")

@@ -1,0 +1,78 @@
+"""The job a worker runs for each tweet: post it once, whatever happens around it."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import get_current_job
+
+from .breaker import CircuitBreaker, CircuitOpen
+from .db import Database
+from .settings import settings_from_environment
+from .twitter import DuplicateTweet, TweetRejected, TwitterError, post_tweet
+
+log = logging.getLogger("twitpic.tasks")
+
+
+class PoisonJob(Exception):
+    """This job cannot succeed; retrying will not help, so it goes straight to the failed registry."""
+
+
+def breaker_for(connection, settings: dict) -> CircuitBreaker:
+    scale = settings["TIME_SCALE"]
+    return CircuitBreaker(connection, "twitter", threshold=5, window=30 * scale, cooldown=10 * scale)
+
+
+# --8<-- [start:job]
+def post_tweet_job(tweet_id: str, username: str, text: str) -> str | None:
+    job = get_current_job()
+    settings = settings_from_environment()
+    db = Database(settings["DATABASE_URL"])
+    try:
+        if already_posted(db, tweet_id):
+            return None  # run again after a crash: it was posted and recorded before
+        user = db.one("SELECT twitter_token FROM users WHERE username = ?", (username,))
+        if user is None:
+            no_retry(job)
+            raise PoisonJob(f"no Twitter token for {username!r}")
+        breaker = breaker_for(job.connection, settings)
+        breaker.check()  # raises CircuitOpen: the job is retried later, Twitter is left alone
+        try:
+            twitter_id = post_tweet(
+                settings["TWITTER_API_URL"], user["twitter_token"], text, 30 * settings["TIME_SCALE"]
+            )
+        except DuplicateTweet:
+            twitter_id = None  # posted before, by a worker that died before recording it
+        except TweetRejected as error:
+            no_retry(job)
+            raise PoisonJob(str(error)) from error
+        except TwitterError:
+            breaker.record_failure()
+            raise  # RQ retries it, after the job's next interval
+        breaker.record_success()
+        record_posted(db, tweet_id, twitter_id)
+        return twitter_id
+    finally:
+        db.close()
+# --8<-- [end:job]
+
+
+def no_retry(job) -> None:
+    """Spend the job's remaining retries: RQ moves it straight to the failed registry."""
+    if job is not None:
+        job.retries_left = 0
+
+
+def already_posted(db: Database, tweet_id: str) -> bool:
+    return db.one("SELECT 1 AS yes FROM posted_tweets WHERE tweet_id = ?", (tweet_id,)) is not None
+
+
+def record_posted(db: Database, tweet_id: str, twitter_id: str | None) -> None:
+    conflict = " ON CONFLICT DO NOTHING" if db.dialect.name == "postgresql" else ""
+    db.execute(
+        f"{db.dialect.insert_ignore} INTO posted_tweets (tweet_id, twitter_id) VALUES (?, ?){conflict}",
+        (tweet_id, twitter_id),
+    )
+
+
+__all__ = ["post_tweet_job", "CircuitOpen", "TwitterError", "PoisonJob"]

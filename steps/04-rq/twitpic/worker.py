@@ -1,0 +1,117 @@
+"""The background workers: RQ workers on the `tweets` queue, and a small supervisor.
+
+    python -m twitpic.worker --workers 4
+
+runs four RQ workers side by side, each what `rq worker --with-scheduler --serializer json tweets`
+runs, so that retries scheduled for later are moved back onto the queue when they are due. RQ forks
+a fresh process for every job (the "work horse"), so a crash in one job cannot harm the worker.
+
+What RQ does not do by default: when a whole worker is killed (SIGKILL, out of memory), its job
+stays "started" until the job's heartbeat runs out (at least 60 s) and a maintenance pass (every
+10 minutes by default) finds it abandoned. The supervisor here knows at once that a worker died,
+so it hands that worker's jobs to RQ's abandoned-job handling straight away: retried if the job
+has retries left, failed otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+from rq import Worker
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from . import queue
+from .db import init_db
+from .settings import settings_from_environment
+
+log = logging.getLogger("twitpic.worker")
+
+
+def worker_name(pid: int) -> str:
+    return f"tweets-worker-{pid}"
+
+
+def _work(redis_url: str, maintenance_interval: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    connection = queue.connect(redis_url)
+    worker = Worker(
+        [queue.TWEETS],
+        connection=connection,
+        serializer=JSONSerializer,
+        name=worker_name(os.getpid()),
+        maintenance_interval=maintenance_interval,
+    )
+    # SIGTERM makes an RQ worker finish the job in hand, then leave.
+    worker.work(with_scheduler=True, logging_level="INFO")
+
+
+# --8<-- [start:recover]
+def recover_jobs_of(dead_worker: str, redis_url: str) -> list[str]:
+    """Hand a dead worker's running jobs to RQ's abandoned-job handling now, not minutes later."""
+    connection = queue.connect(redis_url)
+    registry = StartedJobRegistry(queue=queue.tweets_queue(connection))
+    executions = [key.decode() for key in connection.smembers(f"rq:worker:{dead_worker}:executions")]
+    if executions:
+        connection.zadd(registry.key, {key: 0 for key in executions}, xx=True)  # expired long ago
+        registry.cleanup()  # retried if it has retries left, else moved to the failed registry
+    connection.close()
+    return [key.split(":", 1)[0] for key in executions]
+# --8<-- [end:recover]
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = settings_from_environment()
+    parser = argparse.ArgumentParser(prog="python -m twitpic.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="RQ worker processes (default 2)")
+    parser.add_argument(
+        "--maintenance-interval", type=int, default=600, help="seconds between RQ's registry clean-ups"
+    )
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    init_db(env["DATABASE_URL"])
+    return supervise(env["REDIS_URL"], args.workers, args.maintenance_interval)
+
+
+def supervise(redis_url: str, count: int, maintenance_interval: int) -> int:
+    """Keep `count` worker processes running until SIGTERM or Ctrl-C; replace any that die."""
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    work = (redis_url, maintenance_interval)
+    processes = [multiprocessing.Process(target=_work, args=work) for _ in range(count)]
+    for process in processes:
+        process.start()
+    log.info("%d RQ workers on queue %s", count, queue.TWEETS)
+    while not stopping:
+        time.sleep(0.1)
+        for index, process in enumerate(processes):
+            if not process.is_alive() and not stopping:
+                log.warning("worker %s died (exit %s); starting another", process.pid, process.exitcode)
+                recovered = recover_jobs_of(worker_name(process.pid), redis_url)
+                if recovered:
+                    log.warning("handed its jobs back to RQ: %s", ", ".join(recovered))
+                processes[index] = multiprocessing.Process(target=_work, args=work)
+                processes[index].start()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
