@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def stage_environment(
         "REDIS_PORT": str(redis_port),
         "REDIS_URL": f"redis://{LOCALHOST}:{redis_port}/0",
     }
+
+
+def own_redis_url() -> str | None:
+    """A Redis the user runs themselves (REDIS_URL): `workbook up` uses it instead of starting one."""
+    return os.environ.get("REDIS_URL") or None
 
 
 def start_stage(
@@ -92,11 +98,15 @@ def run_up(
         kestrel_port=kestrel_port,
         redis_port=redis_port,
     )
+    skip = frozenset()
+    if own_redis_url():
+        env["REDIS_URL"] = own_redis_url()
+        skip = frozenset({"redis"})
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"starting {stage.name}: {', '.join(stage.processes())} (logs in {log_dir})", flush=True)
     try:
-        processes = start_stage(stage, env, log_dir)
+        processes = start_stage(stage, env, log_dir, skip=skip)
     except ProcessError as error:
         print(f"workbook up: {error}", flush=True)
         return 1

@@ -97,12 +97,13 @@ def settled_queue(request):
     """Tests that use the site start with an empty queue: nothing left over from the test before."""
     if "site" in request.fixturenames:
         site = request.getfixturevalue("site")
-        request.getfixturevalue("twitter")  # `up`, so that leftovers can drain
+        twitter = request.getfixturevalue("twitter")  # `up`, so that leftovers can drain
         wait_until(
             lambda: site.queue_stats().get("items", 0) + site.queue_stats().get("open_transactions", 0) == 0,
             timeout=DRAIN_SECONDS,
             what="the queue drained",
         )
+        twitter.reset()  # what drained belongs to the test before
 
 
 @pytest.fixture

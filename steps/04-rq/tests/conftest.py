@@ -91,12 +91,13 @@ def settled_queue(request):
     """Tests that use the site start with no jobs waiting: nothing left over from the test before."""
     if "site" in request.fixturenames:
         site = request.getfixturevalue("site")
-        request.getfixturevalue("twitter")  # `up`, so that leftovers can drain
+        twitter = request.getfixturevalue("twitter")  # `up`, so that leftovers can drain
         wait_until(
             lambda: (lambda s: s["queued"] + s["started"] + s["scheduled"] == 0)(site.queue_status()),
             timeout=DRAIN_SECONDS,
             what="the queue drained",
         )
+        twitter.reset()  # what drained belongs to the test before
 
 
 @pytest.fixture
