@@ -7,11 +7,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.kestrel.stats import read_stats
 from lab.process import ManagedProcess, free_port, wait_until
 from lab.site_client import SiteClient
 from lab.stages import Stage
-from lab.twitter import FakeTwitter
 from lab.up import start_stage, stage_environment
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
@@ -48,25 +48,6 @@ class Site(SiteClient):
         self.processes["kestrel"].kill()
         self.processes["kestrel"].remove_log()
         [self.processes["kestrel"]] = start_stage(STAGE, self.env, skip=frozenset({"twitter", "worker", "web"}))
-
-
-@pytest.fixture(scope="module")
-def running_twitter():
-    # Scale 1: latencies in these tests are real milliseconds.
-    twitter = FakeTwitter.start(latency_ms=(0, 0), time_scale=1.0)
-    try:
-        yield twitter
-    finally:
-        twitter.stop()
-
-
-@pytest.fixture
-def twitter(running_twitter):
-    """The fake Twitter, `up` with no latency and an empty ledger, for each test."""
-    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3, reject_duplicates=False)
-    running_twitter.reset()
-    yield running_twitter
-    running_twitter.set_mode("up")  # release anything a test left hanging
 
 
 @pytest.fixture(scope="module")

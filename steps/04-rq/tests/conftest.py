@@ -8,10 +8,10 @@ import psutil
 import pytest
 import requests
 
+from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.process import ManagedProcess, free_port, wait_until
 from lab.site_client import SiteClient
 from lab.stages import Stage
-from lab.twitter import FakeTwitter
 from lab.up import start_stage, stage_environment
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
@@ -41,25 +41,6 @@ class Site(SiteClient):
     def background_worker_pids(self) -> list[int]:
         """Every process under the supervisor: the RQ workers and their work horses."""
         return [child.pid for child in psutil.Process(self.processes["worker"].pid).children(recursive=True)]
-
-
-@pytest.fixture(scope="module")
-def running_twitter():
-    # Scale 1: latencies in these tests are real milliseconds.
-    twitter = FakeTwitter.start(latency_ms=(0, 0), time_scale=1.0)
-    try:
-        yield twitter
-    finally:
-        twitter.stop()
-
-
-@pytest.fixture
-def twitter(running_twitter):
-    """The fake Twitter, `up` with no latency and an empty ledger, for each test."""
-    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3, reject_duplicates=False)
-    running_twitter.reset()
-    yield running_twitter
-    running_twitter.set_mode("up")  # release anything a test left hanging
 
 
 @pytest.fixture(scope="module")
