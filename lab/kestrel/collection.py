@@ -70,18 +70,25 @@ class QueueCollection:
             ) -> tuple[bool, list[asyncio.Future]]:
         """Add to a queue and to its fanout children. Whether the queue itself took the item,
         and the futures to wait on before saying so (`--fsync always`)."""
-        targets = [self.get_or_create(name)]
-        stored = targets[0].add(data, add_time, expiry)
+        queue = self.get_or_create(name)
+        stored = queue.add(data, add_time, expiry)
+        children = self.fanout.get(name)
+        if not children:  # the usual case, kept short: it runs for every `set`
+            if stored:
+                self.total_items += 1
+            durable = queue.journal.wait_durable()
+            return stored, [] if durable is None else [durable]
+        targets = [queue]
         if stored:
             self.total_items += 1
-            for child_name in sorted(self.fanout.get(name, ())):
+            for child_name in sorted(children):
                 child = self.get_or_create(child_name)
                 if child.add(data, add_time, expiry):
                     self.total_items += 1
                     targets.append(child)
                 else:
                     log.warning("queue %s is full: fanout copy from %s dropped", child_name, name)
-        durable = [queue.journal.wait_durable() for queue in targets]
+        durable = [target.journal.wait_durable() for target in targets]
         return stored, [future for future in durable if future is not None]
 
     def delete(self, name: str) -> None:

@@ -14,8 +14,10 @@ or garbage at the end of the file is recognised instead of being replayed as ite
 Expiry 0 means "never".
 
 Durability (`--fsync`): with `always`, a writer waits for `wait_durable()`. One fsync runs at a
-time, in a worker thread; every record written while it runs waits for the next one, so a
-hundred concurrent writers share one fsync instead of queueing for a hundred ("group commit").
+time, in a worker thread, while the event loop goes on answering requests; every record written
+while it runs waits for the next one, so a hundred concurrent writers share one fsync instead of
+queueing for a hundred ("group commit"). The first fsync of a batch starts at the end of the
+event loop's turn, not at the first writer, so it holds every record that turn wrote.
 """
 
 from __future__ import annotations
@@ -166,7 +168,9 @@ class Journal:
         self._synced = 0
         self._syncing = False
         self._sync_done_event: asyncio.Event | None = None
+        # Writers waiting for their record to be on disk: (bytes written up to it, future).
         self._durable_waiters: deque[tuple[int, asyncio.Future]] = deque()
+        self._start_pending = False  # an fsync will start at the end of this loop turn
         self._retired_fds: list[int] = []  # replaced by compaction while a sync used them
         self.closed = False
 
@@ -220,11 +224,19 @@ class Journal:
         disk (None if it already is, or if the policy does not wait)."""
         if self.fsync.mode != "always" or self._synced >= self._written:
             return None
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._durable_waiters.append((self._written, future))
-        if not self._syncing:
-            self._start_sync()
+        if not self._syncing and not self._start_pending:
+            # Not at once: the other requests read in this turn of the loop join the batch.
+            self._start_pending = True
+            loop.call_soon(self._start_sync_for_waiters)
         return future
+
+    def _start_sync_for_waiters(self) -> None:
+        self._start_pending = False
+        if not self._syncing and self._durable_waiters and not self.closed:
+            self._start_sync()
 
     def sync_in_background(self) -> None:
         """For `--fsync every:MS`: start an fsync if there is anything to sync."""
@@ -246,7 +258,7 @@ class Journal:
         error = finished.exception()
         if error is not None:
             log.error("journal %s: fsync failed: %s", self.path, error)
-            while self._durable_waiters:
+            while self._durable_waiters:  # nobody may hear STORED now
                 _, future = self._durable_waiters.popleft()
                 if not future.done():
                     future.set_exception(OSError(f"fsync failed: {error}"))

@@ -6,7 +6,8 @@ word is case-insensitive. See the reference page for every command and reply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from lab.kestrel.collection import valid_queue_name
 
@@ -31,8 +32,7 @@ def split_line(line: bytes) -> tuple[bytes, list[bytes]]:
     return words[0].lower(), words[1:]
 
 
-@dataclass(frozen=True)
-class GetRequest:
+class GetRequest(NamedTuple):  # a tuple: made for every request, so it must be cheap
     key: bytes  # as the client wrote it: echoed in the VALUE line
     queue: str
     timeout_ms: int = 0
@@ -70,6 +70,7 @@ def parse_get_key(key: bytes) -> GetRequest:
                       "abort" in flags, "peek" in flags)
 
 
+@lru_cache(maxsize=4096)  # a server sees a few names over and over: check each once
 def _queue_name(raw: bytes) -> str:
     try:
         name = raw.decode("ascii")
@@ -80,8 +81,7 @@ def _queue_name(raw: bytes) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class SetRequest:
+class SetRequest(NamedTuple):
     queue: str
     exptime: int
     length: int

@@ -1,0 +1,36 @@
+"""The benchmark at a tiny size: it runs both servers, moves every item and writes its rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from lab.kestrel import bench
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="the benchmark compares against redis-server")
+
+
+def test_the_benchmark_moves_every_item_and_writes_its_rows(capsys):
+    rows = bench.run_benchmark(put_many_items=120, clients=7, flood_items=40)
+    assert [(row["workload"], row["fsync"], row["server"]) for row in rows] == [
+        (workload, fsync, server)
+        for workload in ("put-many", "flood")
+        for fsync in ("always", "never")
+        for server in ("kestrel", "redis")]
+    for row in rows:
+        assert row["moved"] == row["items"] == (120 if row["workload"] == "put-many" else 40)
+        assert row["items_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+    printed = capsys.readouterr().out
+    assert printed.count("ratio") == 4 and "items/s" in printed
+
+
+def test_main_writes_kestrel_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "run_benchmark", lambda *counts: [
+        {"server": "kestrel", "workload": "put-many", "fsync": "always", "items": 10, "moved": 10,
+         "items_per_s": 1, "p50_ms": 1.0, "p99_ms": 2.0}])
+    assert bench.main(["--quick", "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out" / "kestrel.json").read_text())
+    assert set(rows[0]) >= {"server", "workload", "fsync", "items_per_s", "p50_ms", "p99_ms"}
