@@ -287,8 +287,14 @@ def run_kestrel(args) -> int:
     return kestrel_main(args.args)
 
 
+def _exit_on_sigterm(signum, frame):
+    # A plain `kill` ends the command the way Ctrl-C does: its finally blocks stop what it started.
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # commands that serve set their own
     if args.time_scale is not None:
         set_time_scale(args.time_scale)
     try:

@@ -377,6 +377,8 @@ def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[st
     lines = [
         "# The jobs table as a queue: workers against claim strategies",
         "",
+        # Chapter 02 includes everything between the markers (comments: invisible on the page).
+        "<!-- --8<-- [start:results] -->",
         f"Measured {date.today().isoformat()} with `workbook bench db-queue`: {settings}.",
         "",
     ]
@@ -386,6 +388,7 @@ def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[st
     verdict = postgresql_verdict(rows)
     if verdict:
         lines += [verdict + ".", ""]
+    lines += ["<!-- --8<-- [end:results] -->", ""]
     path.write_text("\n".join(lines))
 
 
