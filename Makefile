@@ -9,9 +9,10 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install test docs docs-build clean
+.PHONY: help install drill test docs docs-build clean
 
 help:
+	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
 	@echo "make test        run the whole test suite (every stage and the lab)"
 	@echo "make docs        serve the site on http://127.0.0.1:8000"
 	@echo "make docs-build  build the site with mkdocs build --strict"
@@ -26,6 +27,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $(INSTALLED)
+
+drill: $(INSTALLED)
+	$(BIN)/workbook drill --out drill-results --publish $(DRILL_ARGS)
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)

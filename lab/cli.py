@@ -141,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=run_bench)
 
+    drill = commands.add_parser(
+        "drill",
+        help="the outage drill: every stage under the same failure, measured",
+        add_help=False,  # its own --help lists its options
+        prefix_chars="\0",
+    )
+    drill.add_argument("args", nargs=argparse.REMAINDER)
+    drill.set_defaults(func=run_drill)
+
     kestrel = commands.add_parser(
         "kestrel",
         help="run the Kestrel-protocol queue server",
@@ -269,6 +278,12 @@ def run_queue_stats(args) -> int:
         if name.startswith(prefix):
             print(f"{name} {value}")
     return 0
+
+
+def run_drill(args) -> int:
+    from lab.drill.run import main as drill
+
+    return drill(args.args)
 
 
 # benchmark name -> the module whose main(argv) runs it
