@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=run_bench)
 
+    diffs = commands.add_parser(
+        "diffs", help="write the diff between consecutive stages into docs/diffs", description="Write "
+        "the diff between consecutive stages into docs/diffs, one page per step.",
+    )
+    diffs.set_defaults(func=run_diffs)
+
     drill = commands.add_parser(
         "drill",
         help="the outage drill: every stage under the same failure, measured",
@@ -278,6 +284,12 @@ def run_queue_stats(args) -> int:
         if name.startswith(prefix):
             print(f"{name} {value}")
     return 0
+
+
+def run_diffs(args) -> int:
+    from lab.diffs import main as diffs
+
+    return diffs([])
 
 
 def run_drill(args) -> int:
