@@ -1,6 +1,6 @@
 """`workbook drill --quick` for the `hang` scenario: the case study's orderings, with wide margins.
 
-Only orderings are asserted, never timings. Duplicates are reported, not asserted: stages 03 and 04
+Only orderings and lower bounds set by the fake Twitter are asserted, never a measured speed-up. Duplicates are reported, not asserted: stages 03 and 04
 deliver at least once, and a call that times out just as Twitter accepts it is posted again
 (chapter 03, "At least once, and idempotency").
 """
@@ -37,8 +37,11 @@ def test_the_quick_hang_drill_shows_the_case_study(tmp_path):
     for name, stage in summary.items():
         assert stage["tweets_expected"] > 0
         assert stage["tweets_posted"] + stage["tweets_lost"] == stage["tweets_expected"], name
-    # Comments wait for Twitter only in stage 01.
-    assert summary["01-naive"]["comment_p50_ms_normal"] > 5 * summary["04-rq"]["comment_p50_ms_normal"]
+    # Comments wait for Twitter only in stage 01: its comments can be no faster than Twitter's
+    # quickest answer (1 s of story time, scaled), and they are slower than stage 04's.
+    twitter_min_ms = 1000 * results["time_scale"]
+    assert summary["01-naive"]["comment_p50_ms_normal"] >= twitter_min_ms
+    assert summary["01-naive"]["comment_p50_ms_normal"] > summary["04-rq"]["comment_p50_ms_normal"]
 
     page = (tmp_path / "drill.md").read_text()
     assert "## The case study's claims, checked" in page
