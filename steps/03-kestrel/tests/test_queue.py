@@ -97,6 +97,7 @@ def died_after_posting():
     raise WorkerDied("after posting, before recording")
 
 
+# --8<-- [start:window]
 @pytest.mark.parametrize("twitter_rejects_duplicates, tweets", [(False, 2), (True, 1)])
 def test_a_worker_that_dies_between_posting_and_recording(
     tmp_path, twitter, private_queue, twitter_rejects_duplicates, tweets
@@ -118,6 +119,7 @@ def test_a_worker_that_dies_between_posting_and_recording(
     assert len(twitter.tweets_starting_with(["once only"])["once only"]) == tweets
     [(_, twitter_id)] = recorded(tmp_path)  # recorded once either way
     assert (twitter_id is None) == twitter_rejects_duplicates  # no id: Twitter said "duplicate"
+# --8<-- [end:window]
 
 
 def test_a_worker_that_dies_after_recording_is_not_posted_again(tmp_path, twitter, private_queue):

@@ -63,6 +63,7 @@ def no_retry(job) -> None:
         job.retries_left = 0
 
 
+# --8<-- [start:record]
 def already_posted(db: Database, tweet_id: str) -> bool:
     return db.one("SELECT 1 AS yes FROM posted_tweets WHERE tweet_id = ?", (tweet_id,)) is not None
 
@@ -73,6 +74,7 @@ def record_posted(db: Database, tweet_id: str, twitter_id: str | None) -> None:
         f"{db.dialect.insert_ignore} INTO posted_tweets (tweet_id, twitter_id) VALUES (?, ?){conflict}",
         (tweet_id, twitter_id),
     )
+# --8<-- [end:record]
 
 
 __all__ = ["post_tweet_job", "CircuitOpen", "TwitterError", "PoisonJob"]
