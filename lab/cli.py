@@ -147,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diffs.set_defaults(func=run_diffs)
 
+    exercise = commands.add_parser(
+        "exercise",
+        help="exercises: list, start, check, hint, verify, docs",
+        add_help=False,  # its own --help lists its commands
+        prefix_chars="\0",
+    )
+    exercise.add_argument("args", nargs=argparse.REMAINDER)
+    exercise.set_defaults(func=run_exercise)
+
     drill = commands.add_parser(
         "drill",
         help="the outage drill: every stage under the same failure, measured",
@@ -164,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kestrel.add_argument("args", nargs=argparse.REMAINDER)
     kestrel.set_defaults(func=run_kestrel)
+
+    # The generated docs pages: lab/matrix.py and lab/generate_docs.py parse their own options.
+    for name, help_text, module in (
+        ("matrix", "write or check the invariants matrix page from a test run's report", "lab.matrix"),
+        ("generate-docs", "rewrite every generated docs page (CLI reference, figures, diffs)", "lab.generate_docs"),
+    ):
+        forwarded = commands.add_parser(name, help=help_text, add_help=False, prefix_chars="\0")
+        forwarded.add_argument("args", nargs=argparse.REMAINDER)
+        forwarded.set_defaults(func=run_module_main, module=module)
     return parser
 
 
@@ -292,6 +310,12 @@ def run_diffs(args) -> int:
     return diffs([])
 
 
+def run_exercise(args) -> int:
+    from lab.exercises.cli import main as exercise_main
+
+    return exercise_main(args.args)
+
+
 def run_drill(args) -> int:
     from lab.drill.run import main as drill
 
@@ -306,6 +330,12 @@ def run_bench(args) -> int:
     import importlib
 
     return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.args)
+
+
+def run_module_main(args) -> int:
+    import importlib
+
+    return importlib.import_module(args.module).main(args.args)
 
 
 def run_kestrel(args) -> int:

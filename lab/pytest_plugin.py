@@ -12,11 +12,15 @@ Registered with `-p lab.pytest_plugin` in the root's and every stage's pytest co
    pytest becomes a "child subreaper", so even a daemon that double-forked away is still counted.
 3. Strict skips. With WORKBOOK_NO_SKIPS=1 (CI sets it), a skipped test fails the run: a check that
    CI requires must run, not quietly skip.
+4. Invariants report. With `--invariants-report PATH`, the outcome of every test in a stage's
+   `tests/test_invariants.py` (passed, xfailed with its reason, failed, skipped) is written to PATH
+   as JSON at the end of the run; `workbook matrix` turns it into the site's invariants matrix.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import sys
 import time
@@ -126,6 +130,9 @@ def _reap_zombies() -> None:
 
 def pytest_configure(config):
     _become_subreaper()
+    report = config.getoption(REPORT_OPTION)
+    if report:
+        config.pluginmanager.register(InvariantsRecorder(Path(report).absolute(), config.rootpath), "workbook-invariants")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -164,3 +171,53 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("workbook checks failed", sep="=", red=True, bold=True)
         for line in problems:
             terminalreporter.write_line(line, red=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Invariants report
+# --------------------------------------------------------------------------------------------
+
+INVARIANTS_FILE = "test_invariants.py"
+REPORT_OPTION = "--invariants-report"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        REPORT_OPTION,
+        metavar="PATH",
+        help="write each stage's invariant outcomes (passed, xfailed with its reason...) to PATH as JSON",
+    )
+
+
+class InvariantsRecorder:
+    """A plugin object, registered only when the option is given: one outcome per invariant test,
+    from pytest's reports of its setup, call and teardown, written out when the session ends."""
+
+    def __init__(self, path: Path, rootpath: Path) -> None:
+        self.path = path
+        self.rootpath = rootpath  # node ids are relative to it
+        self.outcomes: dict[str, dict[str, dict]] = {}  # stage -> test name -> outcome
+
+    def pytest_runtest_logreport(self, report) -> None:
+        path = self.rootpath / report.nodeid.split("::")[0]
+        stage = stage_root(path)
+        if path.name != INVARIANTS_FILE or stage is None:
+            return
+        test = report.nodeid.split("::")[-1]
+        entry = self.outcomes.setdefault(stage.name, {}).setdefault(test, {"outcome": None})
+        if entry["outcome"] == "failed":
+            return  # a failure in any phase is the test's outcome
+        if report.failed:
+            # A strict xfail that passed is reported as a failure: "[XPASS(strict)] <reason>".
+            entry.update(outcome="failed", phase=report.when)
+        elif hasattr(report, "wasxfail"):
+            entry.update(outcome="xfailed", reason=report.wasxfail)
+        elif report.skipped:
+            entry.update(outcome="skipped")
+        elif report.when == "call":
+            entry.update(outcome="passed")
+
+    def pytest_sessionfinish(self, session) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stages = {stage: dict(sorted(tests.items())) for stage, tests in sorted(self.outcomes.items())}
+        self.path.write_text(json.dumps({"stages": stages}, indent=1) + "\n")
