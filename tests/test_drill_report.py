@@ -20,7 +20,7 @@ def stage_summary(**overrides) -> dict:
         "availability_during_outage": 0.12,
         "errors": 230,
         "tweets_expected": 40, "tweets_posted": 31, "tweets_lost": 9, "tweets_duplicated": 0,
-        "peak_backlog": 4, "drain_seconds": 1.2,
+        "repeats_refused": 0, "peak_backlog": 4, "drain_seconds": 1.2,
     }
     return {**summary, **overrides}
 
@@ -180,3 +180,27 @@ def test_print_summary_shows_every_stage_side_by_side():
     text = console.export_text()
     for expected in ("01-naive", "04-rq", "12 %", "100 %", "availability during outage", "1510"):
         assert expected in text, expected
+
+
+def test_the_claims_table_reports_duplicates_and_the_repeats_twitter_refused():
+    results = sample_results()
+    results["stages"]["04-rq"]["summary"].update(tweets_duplicated=0, repeats_refused=2)
+    row = next(line for line in report.claims_markdown(results).splitlines() if "duplicate tweets" in line)
+    assert "01-naive 0 (0)" in row and "04-rq 0 (2)" in row
+
+
+def test_the_page_says_whether_twitter_refused_repeats():
+    results = sample_results()
+    results["twitter_refuses_duplicates"] = True
+    assert "Twitter refused a repeated status" in report.what_was_run(results)
+    results["twitter_refuses_duplicates"] = False
+    assert "every repeat shows as a duplicate" in report.what_was_run(results)
+
+
+def test_the_page_lists_every_scenario_the_drill_knows(tmp_path):
+    from lab.drill.scenarios import SCENARIOS
+
+    report.write_results_page(sample_results(), tmp_path, tmp_path / "drill.md")
+    page = (tmp_path / "drill.md").read_text()
+    for name in SCENARIOS:
+        assert f"| `{name}` |" in page

@@ -30,6 +30,8 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from lab.drill.scenarios import SCENARIOS  # noqa: E402
+
 # Every summary key the drill writes, in the order the table shows them, with a short header.
 SUMMARY_COLUMNS: list[tuple[str, str]] = [
     ("comment_p50_ms_normal", "comment p50 normal (ms)"),
@@ -45,6 +47,7 @@ SUMMARY_COLUMNS: list[tuple[str, str]] = [
     ("tweets_posted", "tweets posted"),
     ("tweets_lost", "tweets lost"),
     ("tweets_duplicated", "tweets duplicated"),
+    ("repeats_refused", "repeats Twitter refused"),
     ("peak_backlog", "peak backlog"),
     ("drain_seconds", "drain time (s)"),
 ]
@@ -339,7 +342,12 @@ def what_was_run(results: dict) -> str:
         f"Scenario **{results['scenario']}**: {results['description']}. "
         f"Run {readable_date(results['date'])} on {results['cpus']} CPUs, "
         f"{results['web_workers']} web workers per stage, {run}, "
-        f"time scale {results['time_scale']:g} (1 is the case study's real timings)."
+        f"time scale {results['time_scale']:g} (1 is the case study's real timings). "
+        + (
+            "Twitter refused a repeated status, as the real one did."
+            if results.get("twitter_refuses_duplicates", False)
+            else "Twitter accepted repeated statuses, so every repeat shows as a duplicate."
+        )
     )
     if results.get("phases"):
         text += f" Phases, in seconds from the start of each stage's load: {phases_text(results)}."
@@ -387,6 +395,14 @@ def claims_markdown(results: dict) -> str:
                     for name, stage in stages.items())
         + " |"
     )
+    rows.append(
+        "| a jobs table with several workers posted duplicate tweets | tweets duplicated "
+        "(repeats Twitter refused): "
+        + ", ".join(f"{name} {stage['summary']['tweets_duplicated']} "
+                    f"({format_value('repeats_refused', stage['summary'].get('repeats_refused'))})"
+                    for name, stage in stages.items())
+        + " |"
+    )
     return "\n".join(rows)
 
 
@@ -396,6 +412,28 @@ def _fmt_ms(value) -> str:
 
 def _fmt_share(value) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
+
+
+def scenarios_markdown() -> str:
+    """How to run the drill again, with every scenario it knows (from the code, so never stale)."""
+    lines = [
+        "## Run it yourself",
+        "",
+        "`make drill` runs the scenario above on every stage and publishes this page; "
+        "`make drill DRILL_ARGS=--quick` runs the same story five times faster. "
+        "`workbook drill --scenario NAME --stages 01-naive,04-rq` runs one scenario on some stages:",
+        "",
+        "| scenario | what happens |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {scenario.description} |" for name, scenario in sorted(SCENARIOS.items())]
+    lines += [
+        "",
+        "By default the fake Twitter refuses a repeated status, as the real one did and as stages 03 "
+        "and 04 count on; `--twitter-duplicates accept` makes it take every repeat, so the table "
+        "shows raw at-least-once delivery (chapter 03's window) as duplicated tweets.",
+    ]
+    return "\n".join(lines)
 
 
 def write_results_page(results: dict, out_dir: Path | str, page_path: Path | str) -> None:
@@ -425,6 +463,8 @@ def write_results_page(results: dict, out_dir: Path | str, page_path: Path | str
         f"({relative_link(backlog_png, page_path)})",
         "",
         HOW_TO_READ,
+        "",
+        scenarios_markdown(),
         "",
     ]
     page_path.write_text("\n".join(lines))

@@ -16,7 +16,8 @@ class Phase:
     name: str  # normal, outage or recovery
     seconds: float  # story seconds
     twitter: dict = field(default_factory=lambda: dict(NORMAL))
-    action: str | None = None  # done to the stage's processes as the phase starts
+    action: str | None = None  # done to the stage's processes during the phase...
+    action_at: float = 0.0  # ...this many story seconds after the phase starts
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,12 @@ class Scenario:
     phases: tuple[Phase, ...]
 
 
-def _outage(twitter: dict | None = None, action: str | None = None, seconds: float = 30) -> tuple[Phase, ...]:
+def _outage(
+    twitter: dict | None = None, action: str | None = None, action_at: float = 0.0, seconds: float = 30
+) -> tuple[Phase, ...]:
     return (
         Phase("normal", 20),
-        Phase("outage", seconds, twitter or dict(NORMAL), action),
+        Phase("outage", seconds, twitter or dict(NORMAL), action, action_at),
         Phase("recovery", 20),
     )
 
@@ -47,7 +50,8 @@ SCENARIOS = {
                  _outage({"mode": "slow"})),
         Scenario("worker-killed", "Twitter stays up; a worker is killed with SIGKILL in the middle of the run",
                  _outage(action="kill-worker")),
-        Scenario("queue-restart", "Twitter stays up; the queue server is killed with SIGKILL and started again",
-                 _outage(action="restart-queue")),
+        # Twitter is down first, so the queue holds a backlog when its server dies: what a journal is for.
+        Scenario("queue-restart", "Twitter answers 503 for 30 s; halfway through, with a backlog queued, the queue "
+                 "server is killed with SIGKILL and started again", _outage({"mode": "down"}, "restart-queue", 15)),
     )
 }
