@@ -1,0 +1,283 @@
+"""`workbook exercise`: do an exercise in a workspace copy of its stage, and check it.
+
+    workbook exercise list                  every exercise and how far you are with it
+    workbook exercise start 02-atomic-claim copy the stage to workspace/<ID>/ with a part taken out
+    workbook exercise check 02-atomic-claim run the exercise's tests there; say what still fails
+    workbook exercise hint 02-atomic-claim  the hints, one at a time if you like
+    workbook exercise verify                for CI: every starter fails its check, every stage passes
+    workbook exercise docs                  regenerate each chapter's exercise section
+    workbook exercise patch ID DIR          (for authors) write starter.patch from an edited copy DIR
+
+`--workspace DIR` (or WORKBOOK_WORKSPACE) puts the workspace elsewhere than workspace/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lab.exercises.catalog import Exercise, ExerciseError, all_exercises, copy_stage, find, workspace_root
+from lab.exercises.checking import BROKEN, FAILS, PASSES, CheckResult, run_check
+from lab.exercises.patching import PatchError, apply_patch, make_patch
+
+TODO_MARK = "TODO(exercise)"
+LAST_CHECK = ".exercise-check"  # in a workspace: the outcome of its last check
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbook exercise", description="Exercises: a stage with one part taken out, checked by its tests."
+    )
+    parser.add_argument("--workspace", type=Path, metavar="DIR", help="where exercises are started (default workspace/)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("list", help="every exercise and its state in your workspace")
+    start = commands.add_parser("start", help="copy the exercise's stage to the workspace, with the part to write taken out")
+    start.add_argument("id")
+    start.add_argument("--force", action="store_true", help="replace the workspace copy if it exists (your changes go)")
+    check = commands.add_parser("check", help="run the exercise's tests in its workspace; say what still fails")
+    check.add_argument("id")
+    check.add_argument("-v", "--verbose", action="store_true", help="also print pytest's own output")
+    hint = commands.add_parser("hint", help="print the exercise's hints")
+    hint.add_argument("id")
+    verify = commands.add_parser("verify", help="every starter must fail its check and every stage pass it (CI)")
+    verify.add_argument("ids", nargs="*", metavar="ID", help="only these exercises (default: all)")
+    commands.add_parser("docs", help="write docs/generated/exercises-NN.md from the exercises")
+    patch = commands.add_parser("patch", help="write an exercise's starter.patch from an edited copy of its stage")
+    patch.add_argument("id")
+    patch.add_argument("edited", type=Path, help="a copy of the stage with the exercise's part taken out")
+    return parser
+
+
+def _shown(path: Path) -> str:
+    """A path relative to where the command runs when it is under it, else in full."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+# -- list -------------------------------------------------------------------------------------
+
+
+def exercise_state(exercise: Exercise, workspace: Path) -> str:
+    folder = workspace / exercise.id
+    if not folder.is_dir():
+        return "not started"
+    last = folder / LAST_CHECK
+    outcome = last.read_text().strip() if last.is_file() else ""
+    return {PASSES: "passing", FAILS: "started, failing", BROKEN: "started, failing"}.get(outcome, "started")
+
+
+def run_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    workspace = workspace_root(args.workspace)
+    table = Table(title=f"Exercises (workspace: {_shown(workspace)})")
+    for column in ("ID", "chapter", "title", "state"):
+        table.add_column(column)
+    colours = {"passing": "green", "not started": "dim"}
+    for exercise in all_exercises():
+        state = exercise_state(exercise, workspace)
+        colour = colours.get(state, "yellow")
+        table.add_row(exercise.id, f"{exercise.chapter:02d}", exercise.title, f"[{colour}]{state}[/{colour}]")
+    Console().print(table)
+    print("Start one with: workbook exercise start ID")
+    return 0
+
+
+# -- start ------------------------------------------------------------------------------------
+
+
+def make_starter(exercise: Exercise, folder: Path) -> list[str]:
+    """Copy the stage into `folder` (which must not exist) and apply the starter patch."""
+    if not exercise.patch_path.is_file():
+        raise PatchError(f"{exercise.id} has no starter.patch (write one with `workbook exercise patch`)")
+    copy_stage(exercise, folder)
+    return apply_patch(exercise.patch_path.read_text(), folder)
+
+
+def run_start(args) -> int:
+    exercise = find(args.id)
+    folder = workspace_root(args.workspace) / exercise.id
+    if folder.exists():
+        if not args.force:
+            print(
+                f"workbook exercise: {_shown(folder)} already exists and may hold your work; "
+                f"check it with `workbook exercise check {exercise.id}`, or start again with --force",
+                file=sys.stderr,
+            )
+            return 2
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    files = make_starter(exercise, folder)
+    print(f"Started {exercise.id}: {exercise.title} (chapter {exercise.chapter:02d}, stage {exercise.stage})")
+    print(f"Your copy of the stage: {_shown(folder)}")
+    for name in files:
+        print(f"Edit: {_shown(folder / name)}  (look for {TODO_MARK})")
+    print()
+    print(exercise.task)
+    print()
+    print(f"Check it: workbook exercise check {exercise.id}")
+    if exercise.hints:
+        print(f"Stuck?    workbook exercise hint {exercise.id}")
+    return 0
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+def describe(result: CheckResult) -> list[str]:
+    """What a learner needs to read: which tests still fail, and the first line of why."""
+    total = len(result.passed) + len(result.failures)
+    lines = []
+    if result.outcome == PASSES:
+        return ["passes: its test passes" if total == 1 else f"passes: all {total} of its tests pass"]
+    if result.outcome == BROKEN:
+        lines.append(f"could not be checked properly: {result.problem}")
+    if result.failures:
+        lines.append(f"still fails: {len(result.failures)} of {total} {'test' if total == 1 else 'tests'} failing:")
+        for failure in result.failures:
+            lines.append(f"  {failure.node_id}")
+            lines.append(f"      {failure.message}")
+    return lines
+
+
+def run_check_command(args) -> int:
+    exercise = find(args.id)
+    folder = workspace_root(args.workspace) / exercise.id
+    if not folder.is_dir():
+        print(f"workbook exercise: {exercise.id} is not started: workbook exercise start {exercise.id}", file=sys.stderr)
+        return 2
+    print(f"Checking {exercise.id} in {_shown(folder)}: {len(exercise.tests)} test ids, a few seconds to half a minute")
+    result = run_check(exercise, folder)
+    (folder / LAST_CHECK).write_text(result.outcome + "\n")
+    if args.verbose or result.outcome == BROKEN:
+        print(result.output.rstrip() if args.verbose else "\n".join(result.output.rstrip().splitlines()[-40:]))
+    mark = "✓" if result.outcome == PASSES else "✗"
+    for number, line in enumerate(describe(result)):
+        print(f"{mark} {exercise.id} {line}" if number == 0 else line)
+    if result.outcome != PASSES:
+        print(f"The whole story: cd {shlex.quote(_shown(folder))} && pytest {shlex.join(exercise.tests)}")
+        if exercise.hints:
+            print(f"Stuck? workbook exercise hint {exercise.id}")
+        return 1
+    return 0
+
+
+# -- hint -------------------------------------------------------------------------------------
+
+
+def run_hint(args) -> int:
+    exercise = find(args.id)
+    if not exercise.hints:
+        print(f"{exercise.id} has no hints: its task says it all.")
+    for number, hint in enumerate(exercise.hints, start=1):
+        print(f"Hint {number}: {hint}\n")
+    return 0
+
+
+# -- verify -----------------------------------------------------------------------------------
+
+
+def verify_exercise(exercise: Exercise) -> list[str]:
+    """Problems with one exercise: its patch, its starter's check (must fail) and its stage's (must pass)."""
+    problems = []
+    with tempfile.TemporaryDirectory(prefix=f"exercise-{exercise.id}-") as scratch:
+        starter, reference = Path(scratch) / "starter", Path(scratch) / "reference"
+        try:
+            files = make_starter(exercise, starter)
+        except PatchError as error:
+            return [f"the starter patch does not apply to steps/{exercise.stage}: {error}"]
+        if not files:
+            problems.append("the starter patch changes nothing")
+        if not any(TODO_MARK in (starter / name).read_text() for name in files):
+            problems.append(f"no {TODO_MARK} comment in {', '.join(files)}: where should a learner work?")
+        result = run_check(exercise, starter)
+        if result.outcome == PASSES:
+            problems.append("the starter passes its check: the patch breaks nothing its tests see")
+        elif result.outcome == BROKEN:
+            problems.append(f"the starter's check crashes instead of failing: {result.problem}")
+        copy_stage(exercise, reference)
+        result = run_check(exercise, reference)
+        if result.outcome != PASSES:
+            why = result.problem or "; ".join(f"{f.node_id}: {f.message}" for f in result.failures)
+            problems.append(f"the stage itself does not pass the check: {why}")
+    return problems
+
+
+def run_verify(args) -> int:
+    exercises = [find(exercise_id) for exercise_id in args.ids] if args.ids else all_exercises()
+    wrong = 0
+    began = time.monotonic()
+    for exercise in exercises:
+        started = time.monotonic()
+        problems = verify_exercise(exercise)
+        took = f"{time.monotonic() - started:.0f} s"
+        if problems:
+            wrong += 1
+            print(f"FAIL {exercise.id} ({took})", flush=True)
+            for problem in problems:
+                print(f"     {problem}", flush=True)
+        else:
+            print(f"ok   {exercise.id}: the starter fails its check, the stage passes it ({took})", flush=True)
+    total = f"{len(exercises)} exercises in {time.monotonic() - began:.0f} s"
+    print(f"{wrong} of {total} are wrong" if wrong else f"all {total} are right")
+    return 1 if wrong else 0
+
+
+# -- docs and patch (for authors) -------------------------------------------------------------
+
+
+def run_docs(args) -> int:
+    from lab.exercises.pages import PAGES_DIR, write_pages
+
+    written = write_pages()
+    print(f"wrote {', '.join(written)} in {_shown(PAGES_DIR)}" if written else "the exercise pages are up to date")
+    return 0
+
+
+def changed_files(stage: Path, edited: Path) -> list[str]:
+    """Files under both folders whose text differs (new or missing files are not for starters)."""
+    changed = []
+    for path in sorted(stage.rglob("*")):
+        name = path.relative_to(stage)
+        if path.is_file() and "__pycache__" not in name.parts and (edited / name).is_file():
+            if not filecmp.cmp(path, edited / name, shallow=False):
+                changed.append(name.as_posix())
+    return changed
+
+
+def run_patch(args) -> int:
+    exercise = find(args.id)
+    files = changed_files(exercise.stage_dir, args.edited)
+    if not files:
+        print(f"workbook exercise: {args.edited} does not differ from steps/{exercise.stage}", file=sys.stderr)
+        return 2
+    exercise.patch_path.write_text(make_patch(exercise.stage_dir, args.edited, files))
+    print(f"wrote {_shown(exercise.patch_path)}: {', '.join(files)}")
+    return 0
+
+
+COMMANDS = {
+    "list": run_list,
+    "start": run_start,
+    "check": run_check_command,
+    "hint": run_hint,
+    "verify": run_verify,
+    "docs": run_docs,
+    "patch": run_patch,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ExerciseError, PatchError) as error:
+        print(f"workbook exercise: {error}", file=sys.stderr)
+        return 2

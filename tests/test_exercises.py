@@ -1,0 +1,227 @@
+"""`workbook exercise`: the exercises start, check and verify as a learner and CI expect.
+
+Every test works in a temporary workspace: the real workspace/ is never touched. The full
+`workbook exercise verify` runs in CI on its own (`make exercises-verify`); here it runs on one
+fast exercise, and on broken copies of it to show that it notices each kind of mistake.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from lab.exercises import pages
+from lab.exercises.catalog import WORKSPACE_ENV, all_exercises, copy_stage, find, workspace_root
+from lab.exercises.cli import verify_exercise
+from lab.exercises.patching import PatchError, apply_patch, make_patch, patched_files
+from lab.stages import REPO_ROOT, Stage
+
+FAST = "02-lease-claims"  # its check takes a few seconds and needs no server but the fake Twitter
+
+
+def exercise_command(*args, workspace=None, timeout=120):
+    env = {**os.environ, WORKSPACE_ENV: str(workspace)} if workspace else os.environ
+    return subprocess.run(
+        [sys.executable, "-m", "lab", "exercise", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+
+
+# -- the catalog ------------------------------------------------------------------------------
+
+
+def test_each_stage_chapter_has_two_to_four_exercises_on_its_own_stage():
+    exercises = all_exercises()
+    assert set(Counter(exercise.chapter for exercise in exercises).values()) <= {2, 3, 4}
+    assert sorted(Counter(exercise.chapter for exercise in exercises)) == [1, 2, 3, 4]
+    for exercise in exercises:
+        assert exercise.id.startswith(f"{exercise.chapter:02d}-")
+        assert exercise.stage == Stage.find(str(exercise.chapter)).name
+        assert exercise.tests and exercise.task
+
+
+# -- start and check --------------------------------------------------------------------------
+
+
+def test_start_copies_the_stage_with_the_part_taken_out(tmp_path):
+    result = exercise_command("start", FAST, workspace=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / FAST
+    claims = (folder / "twitpic" / "claims.py").read_text()
+    assert "TODO(exercise)" in claims
+    assert claims != (REPO_ROOT / "steps" / "02-db-queue" / "twitpic" / "claims.py").read_text()
+    assert not (folder / "data").exists() and not list(folder.rglob("__pycache__"))
+    assert f"workbook exercise check {FAST}" in result.stdout
+
+
+def test_start_refuses_an_existing_workspace_unless_forced(tmp_path):
+    assert exercise_command("start", FAST, workspace=tmp_path).returncode == 0
+    my_work = tmp_path / FAST / "twitpic" / "claims.py"
+    my_work.write_text(my_work.read_text() + "# my work\n")
+
+    again = exercise_command("start", FAST, workspace=tmp_path)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert my_work.read_text().endswith("# my work\n")  # untouched
+
+    forced = exercise_command("start", FAST, "--force", workspace=tmp_path)
+    assert forced.returncode == 0
+    assert not my_work.read_text().endswith("# my work\n")
+
+
+def test_check_fails_on_a_fresh_starter_and_names_the_failing_test(tmp_path):
+    exercise_command("start", FAST, workspace=tmp_path)
+    result = exercise_command("check", FAST, workspace=tmp_path)
+    assert result.returncode == 1
+    assert f"{FAST} still fails: 1 of 2 tests failing:" in result.stdout
+    assert "tests/test_race.py::test_a_worker_killed_after_its_claim[sqlite-lease]" in result.stdout
+    assert "assert False is True" in result.stdout  # the first line of the assertion
+    assert "started, failing" in exercise_command("list", workspace=tmp_path).stdout
+
+
+def test_check_passes_once_the_part_is_back(tmp_path):
+    exercise_command("start", FAST, workspace=tmp_path)
+    stage_claims = REPO_ROOT / "steps" / "02-db-queue" / "twitpic" / "claims.py"
+    (tmp_path / FAST / "twitpic" / "claims.py").write_text(stage_claims.read_text())  # the solution
+    result = exercise_command("check", FAST, workspace=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert f"{FAST} passes: all 2 of its tests pass" in result.stdout
+    assert "passing" in exercise_command("list", workspace=tmp_path).stdout
+
+
+def test_check_before_start_says_how_to_start(tmp_path):
+    result = exercise_command("check", FAST, workspace=tmp_path)
+    assert result.returncode == 2
+    assert f"workbook exercise start {FAST}" in result.stderr
+
+
+def test_the_default_workspace_is_git_ignored(monkeypatch):
+    monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+    root = workspace_root()
+    assert root == REPO_ROOT / "workspace"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", str(root / FAST / "twitpic" / "claims.py")], cwd=REPO_ROOT
+    )
+    assert ignored.returncode == 0
+
+
+# -- verify -----------------------------------------------------------------------------------
+
+
+def test_verify_passes_for_a_sound_exercise():
+    result = exercise_command("verify", FAST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"ok   {FAST}: the starter fails its check, the stage passes it" in result.stdout
+
+
+def with_patch(tmp_path, patch: str):
+    """The fast exercise with another starter patch, in a folder of its own."""
+    exercise = find(FAST)
+    folder = tmp_path / exercise.id
+    folder.mkdir()
+    (folder / "starter.patch").write_text(patch)
+    return dataclasses.replace(exercise, folder=folder)
+
+
+def starter_patch(tmp_path, old: str, new: str) -> str:
+    exercise = find(FAST)
+    edited = tmp_path / "edited"
+    (edited / "twitpic").mkdir(parents=True)
+    claims = (exercise.stage_dir / "twitpic" / "claims.py").read_text()
+    assert old in claims
+    (edited / "twitpic" / "claims.py").write_text(claims.replace(old, new, 1))
+    return make_patch(exercise.stage_dir, edited, ["twitpic/claims.py"])
+
+
+def test_verify_rejects_a_starter_that_breaks_nothing(tmp_path):
+    harmless = starter_patch(tmp_path, "def _lease_end", "# TODO(exercise): nothing to do\ndef _lease_end")
+    problems = verify_exercise(with_patch(tmp_path, harmless))
+    assert problems == ["the starter passes its check: the patch breaks nothing its tests see"]
+
+
+def test_verify_rejects_a_starter_that_crashes_instead_of_failing(tmp_path):
+    crash = starter_patch(tmp_path, "from .jobs import Job", "from .jobs import Job, Nothing  # TODO(exercise)")
+    [problem] = verify_exercise(with_patch(tmp_path, crash))
+    assert problem.startswith("the starter's check crashes instead of failing")
+
+
+def test_verify_rejects_a_patch_that_no_longer_applies(tmp_path):
+    stale = starter_patch(tmp_path, "def _lease_end", "# TODO(exercise)\ndef _lease_end").replace(
+        " def _lease_end", " def _lease_ends"
+    )
+    [problem] = verify_exercise(with_patch(tmp_path, stale))
+    assert problem.startswith("the starter patch does not apply to steps/02-db-queue: twitpic/claims.py line")
+
+
+def test_a_check_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
+    from lab.exercises import checking
+
+    hanging = with_patch(tmp_path, "")
+    (hanging.folder / "tests").mkdir()
+    (hanging.folder / "tests" / "test_hang.py").write_text(
+        "import time\n\n\ndef test_hang(twitter):\n    time.sleep(120)\n"
+    )
+    hanging = dataclasses.replace(hanging, tests=["tests/test_hang.py"])
+    copy_stage(hanging, tmp_path / "copy")
+    monkeypatch.setattr(checking, "CHECK_TIMEOUT", 3)
+
+    result = checking.run_check(hanging, tmp_path / "copy")
+
+    assert (result.outcome, result.problem) == ("broken", "the tests did not finish in 3 s")
+    assert "KeyboardInterrupt" in result.output  # stopped as by Ctrl-C, so its fixtures were torn down
+
+
+# -- patches ----------------------------------------------------------------------------------
+
+
+def test_a_patch_applies_exactly_or_not_at_all(tmp_path):
+    original, edited = tmp_path / "original", tmp_path / "edited"
+    for folder in (original, edited):
+        folder.mkdir()
+    (original / "a.py").write_text("one\ntwo\nthree\n")
+    (original / "b.py").write_text("alpha\nbeta\n")
+    (edited / "a.py").write_text("one\n# TODO(exercise)\nthree\n")
+    (edited / "b.py").write_text("alpha\nbeta\ngamma\n")
+    patch = make_patch(original, edited, ["a.py", "b.py"])
+    assert patched_files(patch) == ["a.py", "b.py"]
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "a.py").write_text("one\ntwo\nthree\n")
+    (copy / "b.py").write_text("alpha\nBETA\n")  # b.py changed since the patch was made
+    with pytest.raises(PatchError, match="b.py line 2: expected 'beta', found 'BETA'"):
+        apply_patch(patch, copy)
+    assert (copy / "a.py").read_text() == "one\ntwo\nthree\n"  # nothing half-applied
+
+    (copy / "b.py").write_text("alpha\nbeta\n")
+    assert apply_patch(patch, copy) == ["a.py", "b.py"]
+    assert [(copy / name).read_text() for name in ("a.py", "b.py")] == [
+        (edited / name).read_text() for name in ("a.py", "b.py")
+    ]
+
+
+# -- the chapters' exercise sections ----------------------------------------------------------
+
+
+def test_the_generated_exercise_pages_are_fresh():
+    for name, text in pages.expected_pages().items():
+        committed = pages.PAGES_DIR / name
+        assert committed.is_file(), "missing: run `workbook exercise docs`"
+        assert committed.read_text() == text, f"docs/generated/{name} is stale: run `workbook exercise docs`"
+
+
+@pytest.mark.parametrize("chapter", pages.CHAPTERS)
+def test_each_stage_chapter_ends_with_its_exercises(chapter):
+    [path] = (REPO_ROOT / "chapters").glob(f"{chapter:02d}-*.md")
+    include = f'--8<-- "docs/generated/{pages.page_name(chapter)}"'
+    assert path.read_text().rstrip().endswith(include)
+    page = (pages.PAGES_DIR / pages.page_name(chapter)).read_text()
+    for exercise in all_exercises():
+        assert (f"workbook exercise start {exercise.id}`" in page) == (exercise.chapter == chapter)
