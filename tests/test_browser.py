@@ -1,0 +1,319 @@
+"""The browser check: the built site and stage 04, in headless Chromium.
+
+The site is built with `mkdocs build --strict`, served on 127.0.0.1, and every page is loaded in a
+real browser: no console errors, no request that leaves this machine, every mermaid diagram drawn
+as SVG, every internal link and #anchor pointing at something that exists, and search answering.
+Then stage 04 runs with the fake Twitter, and the browser uploads a photo and comments on it the
+way a person would, until both tweets show on the fake Twitter's page.
+
+Screenshots go to build/screenshots/; the run's summary lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect, sync_playwright
+
+from lab.browser import INSTALL_HINT, PageWatcher, find_chromium, serve_folder
+from lab.fixtures import running_twitter  # noqa: F401  (the fake Twitter, one for this module)
+from lab.process import LOCALHOST, free_port
+from lab.site_client import tiny_png
+from lab.stages import Stage
+from lab.up import start_stage, stage_environment, stop_all
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "build" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
+PAGE_TIMEOUT_MS = 15_000
+DIAGRAM_TIMEOUT_MS = 15_000  # mermaid draws after the page loads
+TWEET_TIMEOUT_MS = 30_000  # the upload's and the comment's tweets, posted by a background worker
+
+# Material puts each drawn diagram in a *closed* shadow root, which no script can look into.
+# Opening every shadow root before the page's own scripts run lets the check see the SVG.
+OPEN_SHADOW_ROOTS = """
+const attachShadow = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) { return attachShadow.call(this, {...init, mode: "open"}); };
+"""
+# For each diagram Material drew: the role of its SVG ("flowchart-v2", "sequence"...; "error" when
+# mermaid drew its error picture), or null when the host holds no SVG.
+DRAWN_DIAGRAMS = """
+() => [...document.querySelectorAll("div.mermaid")].map(host => {
+  const svg = host.shadowRoot && host.shadowRoot.querySelector("svg");
+  return svg ? (svg.getAttribute("aria-roledescription") || "svg") : null;
+})
+"""
+LINKS = "() => [...document.querySelectorAll('a[href]')].map(a => a.href)"
+ANCHORS = "() => [...document.querySelectorAll('[id], a[name]')].map(e => e.id || e.getAttribute('name'))"
+
+
+# -- the browser and the built site ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip(f"the browser check needs Chromium: {INSTALL_HINT}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_context(browser):
+    """A fresh browser profile: the window size, the timeouts, shadow roots the check can see into."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    return context
+
+
+@pytest.fixture
+def new_page(browser):
+    """`new_page()`: a tab in a fresh profile, and the watcher of what goes wrong on it."""
+    contexts = []
+
+    def open_page():
+        contexts.append(open_context(browser))
+        page = contexts[-1].new_page()
+        return page, PageWatcher(page)
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory) -> Path:
+    site = tmp_path_factory.mktemp("browser") / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={"NO_MKDOCS_2_WARNING": "1", **os.environ},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    return site
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site) -> str:
+    with serve_folder(built_site) as url:
+        yield url
+
+
+def url_path(html_file: Path, site: Path) -> str:
+    """The URL path a built file is served at: chapters/01-naive/index.html -> /chapters/01-naive/."""
+    path = "/" + html_file.relative_to(site).as_posix()
+    return path.removesuffix("index.html")
+
+
+# -- one visit to every page, checked by the tests below ----------------------------------------
+
+
+@dataclass
+class Visit:
+    problems: list[str]
+    diagrams_in_html: int  # mermaid fences in the built page
+    diagrams_drawn: list  # what DRAWN_DIAGRAMS found
+    links: list[str]  # every <a href>, as absolute URLs
+    anchors: set[str]  # every id (and <a name>) on the page
+
+
+@pytest.fixture(scope="module")
+def tour(browser, built_site, site_url) -> dict[str, Visit]:
+    """Every HTML page of the build, loaded once in the browser: what each one showed."""
+    context = open_context(browser)  # one profile: the pages share its cache, as a reader's do
+    visits = {}
+    try:
+        for html_file in sorted(built_site.rglob("*.html")):
+            path = url_path(html_file, built_site)
+            diagrams = html_file.read_text().count('<pre class="mermaid">')
+            page = context.new_page()
+            watcher = PageWatcher(page)
+            page.goto(site_url + path, wait_until="networkidle")
+            if diagrams:
+                try:
+                    page.wait_for_function(
+                        "n => document.querySelectorAll('div.mermaid').length >= n",
+                        arg=diagrams,
+                        timeout=DIAGRAM_TIMEOUT_MS,
+                    )
+                except PlaywrightTimeout:  # fewer drawn than written: a test below names the page
+                    pass
+            visits[path] = Visit(
+                problems=watcher.problems,
+                diagrams_in_html=diagrams,
+                diagrams_drawn=page.evaluate(DRAWN_DIAGRAMS),
+                links=page.evaluate(LINKS),
+                anchors=set(page.evaluate(ANCHORS)),
+            )
+            page.close()
+    finally:
+        context.close()
+    return visits
+
+
+def test_the_tour_saw_every_page_of_the_site(tour, built_site):
+    # The search index lists every page MkDocs built; each one was visited (and 404.html besides).
+    index = json.loads((built_site / "search" / "search_index.json").read_text())
+    pages = {"/" + doc["location"].split("#")[0] for doc in index["docs"]}
+    assert len(pages) >= 10
+    assert sorted(pages - set(tour)) == []
+
+
+def test_every_page_loads_with_no_errors_and_nothing_from_the_internet(tour):
+    problems = [f"{path}: {problem}" for path, visit in tour.items() for problem in visit.problems]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_mermaid_diagram_is_drawn_as_svg(tour):
+    assert sum(visit.diagrams_in_html for visit in tour.values()) > 0, "no diagram on the site to check"
+    problems = []
+    for path, visit in tour.items():
+        drawn = [role for role in visit.diagrams_drawn if role not in (None, "error")]
+        if len(drawn) != visit.diagrams_in_html:
+            problems.append(f"{path}: {visit.diagrams_in_html} diagrams, drawn: {visit.diagrams_drawn}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_internal_link_and_anchor_resolves(tour, built_site, site_url):
+    site = urlsplit(site_url)
+    checked, problems = 0, set()
+    for path, visit in tour.items():
+        for link in visit.links:
+            target = urlsplit(link)
+            if target.scheme not in ("http", "https") or target.netloc != site.netloc:
+                continue  # mailto:, javascript:, or another site
+            checked += 1
+            anchor = unquote(target.fragment)
+            if target.path in tour:
+                if anchor and anchor not in tour[target.path].anchors:
+                    problems.add(f"{path}: no #{anchor} on {target.path} ({link})")
+            else:
+                file = built_site / unquote(target.path).lstrip("/")
+                if not (file.is_file() or (file / "index.html").is_file()):
+                    problems.add(f"{path}: broken link {link}")
+                elif anchor:
+                    problems.add(f"{path}: an #anchor on a file that is not a page: {link}")
+    assert checked > 100, f"only {checked} internal links found: is the tour seeing the pages?"
+    assert not problems, "\n".join(sorted(problems))
+
+
+def test_search_finds_the_kestrel_chapter(new_page, site_url):
+    page, watcher = new_page()
+    page.goto(site_url + "/", wait_until="networkidle")
+    search = page.locator(".md-search__input")
+    search.click()
+    search.press_sequentially("Kestrel")  # key by key, as Material listens for typing
+    results = page.locator(".md-search-result__item > a")
+    expect(results.first).to_be_visible()
+    targets = [urlsplit(href).path for href in (a.get_attribute("href") for a in results.all())]
+    assert "/chapters/03-kestrel/" in targets
+    assert not watcher.problems, "\n".join(watcher.problems)
+
+
+def test_screenshots_of_the_home_page_and_a_chapter_with_its_diagram(new_page, site_url, record_property):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page, watcher = new_page()
+
+    page.goto(site_url + "/", wait_until="networkidle")
+    expect(page.locator("h1").first).to_be_visible()
+    home = screenshot(page, "site-home.png", record_property)
+
+    page.goto(site_url + "/chapters/01-naive/", wait_until="networkidle")
+    diagram = page.locator("div.mermaid").first
+    diagram.scroll_into_view_if_needed()
+    box = diagram.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 50, f"the diagram is not on screen: {box}"
+    chapter = screenshot(page, "site-chapter-01.png", record_property)
+
+    assert home.stat().st_size > 10_000 and chapter.stat().st_size > 10_000
+    assert not watcher.problems, "\n".join(watcher.problems)
+
+
+def screenshot(page, name: str, record_property) -> Path:
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path))
+    record_property("screenshot", str(path.relative_to(ROOT)))
+    return path
+
+
+# -- stage 04, used in the same browser -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage_04(running_twitter, tmp_path_factory) -> str:  # noqa: F811
+    """Stage 04's site, its Redis and one RQ worker, posting to the module's fake Twitter."""
+    data_dir = tmp_path_factory.mktemp("stage-04")
+    env = stage_environment(
+        data_dir=data_dir,
+        workers=2,
+        web_port=free_port(),
+        twitter_port=running_twitter.port,
+        twitter_control_port=running_twitter.control_port,
+        redis_port=free_port(),
+    )
+    env["WORKER_COUNT"] = "1"
+    (data_dir / "logs").mkdir()
+    processes = start_stage(Stage.find("04-rq"), env, data_dir / "logs", skip=frozenset({"twitter"}))
+    try:
+        yield f"http://{LOCALHOST}:{env['WEB_PORT']}"
+    finally:
+        stop_all(processes)
+
+
+def test_stage_04_upload_and_comment_show_up_on_the_fake_twitter(
+    new_page, stage_04, running_twitter, tmp_path, record_property  # noqa: F811
+):
+    mark = uuid.uuid4().hex[:8]  # this run's tweets, told apart from any other
+    caption, comment = f"Browser check photo {mark}", f"Browser check comment {mark}"
+    photo_file = tmp_path / "photo.png"
+    photo_file.write_bytes(tiny_png(seed=3))
+    page, watcher = new_page()
+
+    # Upload, as carol, with "Also post to Twitter" ticked.
+    page.goto(stage_04 + "/upload")
+    page.select_option("select[name=user]", "carol")
+    page.set_input_files("input[name=photo]", str(photo_file))
+    page.fill("input[name=caption]", caption)
+    page.check("input[name=tweet]")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/photos/*")
+    page.wait_for_load_state()  # the photo itself too, before the next step
+    assert page.locator("figure img").evaluate("img => img.complete && img.naturalWidth") == 1
+
+    # Comment on it, as dave, with the box ticked too.
+    page.select_option("select[name=user]", "dave")
+    page.fill("textarea[name=body]", comment)
+    page.check("input[name=tweet]")
+    page.click("button[type=submit]")
+    expect(page.locator("ol.comments")).to_contain_text(comment)
+    page.wait_for_load_state()  # leaving while the page still loads would cancel its requests
+
+    # The fake Twitter's page polls its ledger every second: both tweets appear once the worker
+    # has posted them.
+    page.goto(running_twitter.control_url + "/")
+    timeline = page.locator("#timeline")
+    started = time.monotonic()
+    expect(timeline.locator("li", has_text=caption)).to_contain_text("@carol", timeout=TWEET_TIMEOUT_MS)
+    expect(timeline.locator("li", has_text=comment)).to_contain_text("@dave", timeout=TWEET_TIMEOUT_MS)
+    print(f"both tweets on the fake Twitter's page after {time.monotonic() - started:.1f} s")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot(page, "fake-twitter.png", record_property)
+    assert not watcher.problems, "\n".join(watcher.problems)
