@@ -9,11 +9,12 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install drill test docs docs-build clean
+.PHONY: help install drill test exercises-verify docs docs-build clean
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
 	@echo "make test        run the whole test suite (every stage and the lab)"
+	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
 	@echo "make docs        serve the site on http://127.0.0.1:8000"
 	@echo "make docs-build  build the site with mkdocs build --strict"
 	@echo "make install     only create .venv and install the workbook into it"
@@ -31,8 +32,14 @@ $(INSTALLED): pyproject.toml
 drill: $(INSTALLED)
 	$(BIN)/workbook drill --out drill-results --publish $(DRILL_ARGS)
 
+# Every test run records each stage's invariants; `workbook matrix` makes the site's table from it.
+INVARIANTS_REPORT ?= test-results/invariants.json
+
 test: $(INSTALLED)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --invariants-report $(INVARIANTS_REPORT) $(PYTEST_ARGS)
+
+exercises-verify: $(INSTALLED)
+	$(BIN)/workbook exercise verify
 
 docs: $(INSTALLED)
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
