@@ -42,6 +42,10 @@ def test_the_quick_hang_drill_shows_the_case_study(tmp_path):
     for name, stage in summary.items():
         assert stage["tweets_expected"] > 0
         assert stage["tweets_posted"] + stage["tweets_lost"] == stage["tweets_expected"], name
+    # The queued stages piled tweets up during the hang and drained them afterwards.
+    for name in ("02-db-queue", "03-kestrel", "04-rq"):
+        assert summary[name]["peak_backlog"] > 0, name
+        assert summary[name]["drain_seconds"] is not None, name
     # Comments wait for Twitter only in stage 01: its comments can be no faster than Twitter's
     # quickest answer (1 s of story time, scaled), and they are slower than stage 04's.
     twitter_min_ms = 1000 * results["time_scale"]

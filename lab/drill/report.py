@@ -78,7 +78,9 @@ LATENCY_FLOOR_MS = 0.1
 HOW_TO_READ = (
     "**How to read this.** In the table, each row is one measure and each column one stage; "
     "a dash means there was nothing to measure (no comment answered in that phase, or the "
-    "backlog never drained). In the latency chart, every dot is one request, placed at the "
+    "backlog never drained). Drain time runs from the end of the outage until the last tweet "
+    "asked for was on Twitter (for a stage that lost some, until its backlog emptied). "
+    "In the latency chart, every dot is one request, placed at the "
     "moment it started and as high as it took to answer, on a log scale; grey dots are page "
     "views, red crosses along the dashed line are requests the client gave up on, and red "
     "triangles are requests answered with an error. The shaded band is the outage (the scenario "

@@ -144,6 +144,7 @@ def run_stage(
         asked = [r.tweet for r in load.snapshot() if r.tweet]
         deadline = time.monotonic() + DRAIN_BOUND
         last_change, last_count = time.monotonic(), -1
+        all_posted_at = None
         while time.monotonic() < deadline:
             sample("drain")
             count = twitter.stats()["accepted"]
@@ -151,11 +152,12 @@ def run_stage(
                 last_change, last_count = time.monotonic(), count
             posted = twitter.tweets_starting_with(asked)
             if all(posted.values()):
+                all_posted_at = load.now()
                 break
             if backlog and backlog[-1][1] == 0 and time.monotonic() - last_change > QUIET_FOR:
                 break
             time.sleep(SAMPLE_EVERY)
-        outcome = summarize(stage, load, twitter.tweets_starting_with(asked), phases, backlog, events)
+        outcome = summarize(stage, load, twitter.tweets_starting_with(asked), phases, backlog, events, all_posted_at)
         outcome["summary"]["repeats_refused"] = twitter.stats()["rejected"].get("duplicate", 0)
         outcome["summary"].update(summary_extra)
         return outcome
@@ -167,7 +169,7 @@ def run_stage(
         data.cleanup()
 
 
-def summarize(stage, load, posted: dict[str, list], phases, backlog, events) -> dict:
+def summarize(stage, load, posted: dict[str, list], phases, backlog, events, all_posted_at=None) -> dict:
     requests = load.snapshot()
     outage = next(p for p in phases if p["name"] == "outage")
     summary: dict = {}
@@ -191,7 +193,11 @@ def summarize(stage, load, posted: dict[str, list], phases, backlog, events) -> 
     summary["tweets_lost"] = sum(1 for tweets in posted.values() if not tweets)
     summary["tweets_duplicated"] = sum(len(tweets) - 1 for tweets in posted.values() if len(tweets) > 1)
     summary["peak_backlog"] = max((n for _, n in backlog), default=0)
-    summary["drain_seconds"] = _drain_seconds(backlog, outage["end"])
+    # Drained: every tweet asked for is on Twitter; for a stage that lost some, its backlog is empty.
+    if all_posted_at is not None:
+        summary["drain_seconds"] = round(max(0.0, all_posted_at - outage["end"]), 2)
+    else:
+        summary["drain_seconds"] = _drain_seconds(backlog, outage["end"])
     return {
         "summary": summary,
         "requests": [r.as_json() for r in requests],
