@@ -6,10 +6,13 @@ Connections run in autocommit mode; `transaction()` groups statements that must 
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app, g
+
+WAL_ATTEMPTS = 100  # 50 ms apart: five seconds for the processes starting beside this one
 
 
 class Database:
@@ -57,12 +60,30 @@ def close_db(exception=None) -> None:
         db.close()
 
 
+def switch_to_wal(db) -> None:
+    """Let readers carry on while one process writes (SQLite's write-ahead log).
+
+    Processes that start together on a new file (gunicorn's workers) race to switch it, and SQLite
+    tells the loser "database is locked" at once, without waiting out the busy timeout, so the
+    loser tries again. The switch is stored in the file: after the first, it changes nothing.
+    """
+    for _ in range(WAL_ATTEMPTS - 1):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            time.sleep(0.05)
+    db.execute("PRAGMA journal_mode = WAL")  # the last try: its error, if any, is the answer
+
+
 def init_db(path: str) -> None:
     """Create the tables and the demo users; safe to run from every process at once."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = Database(path)
     try:
-        db.execute("PRAGMA journal_mode = WAL")  # readers carry on while one process writes
+        switch_to_wal(db)
         schema = (Path(__file__).parent / "schema.sql").read_text()
         with db.transaction("BEGIN IMMEDIATE"):  # one process at a time
             for statement in schema.split(";"):

@@ -6,12 +6,16 @@ job are saved together or not at all.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app, g
 
 from . import dialects
+
+WAL_ATTEMPTS = 100  # 50 ms apart: five seconds for the processes starting beside this one
 
 
 class Database:
@@ -74,6 +78,24 @@ DEMO_USERS = [
 ]
 
 
+def switch_to_wal(db) -> None:
+    """Let readers carry on while one process writes (SQLite's write-ahead log).
+
+    Processes that start together on a new file (gunicorn's workers) race to switch it, and SQLite
+    tells the loser "database is locked" at once, without waiting out the busy timeout, so the
+    loser tries again. The switch is stored in the file: after the first, it changes nothing.
+    """
+    for _ in range(WAL_ATTEMPTS - 1):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            time.sleep(0.05)
+    db.execute("PRAGMA journal_mode = WAL")  # the last try: its error, if any, is the answer
+
+
 def init_db(url: str) -> None:
     """Create the tables and the demo users; safe to run from every process at once."""
     if url.startswith("sqlite:///"):
@@ -82,7 +104,7 @@ def init_db(url: str) -> None:
     lock, unlock = db.dialect.schema_lock
     try:
         if db.dialect is dialects.SQLITE:
-            db.execute("PRAGMA journal_mode = WAL")  # readers carry on while one process writes
+            switch_to_wal(db)
         db.execute(lock)
         schema = (Path(__file__).parent / "schema.sql").read_text()
         for statement in schema.replace("$ID", db.dialect.id_column).split(";"):
