@@ -37,13 +37,17 @@ def exercise_command(*args, workspace=None, timeout=120):
 # -- the catalog ------------------------------------------------------------------------------
 
 
-def test_each_stage_chapter_has_two_to_four_exercises_on_its_own_stage():
+STAGE_CHAPTERS = (1, 2, 3, 4)  # one per stage; 00 (the story) and 05 (beyond) may use any stage
+
+
+def test_each_chapter_has_two_to_four_exercises_and_a_stage_chapter_uses_its_own_stage():
     exercises = all_exercises()
     assert set(Counter(exercise.chapter for exercise in exercises).values()) <= {2, 3, 4}
-    assert sorted(Counter(exercise.chapter for exercise in exercises)) == [1, 2, 3, 4]
+    assert sorted(Counter(exercise.chapter for exercise in exercises)) == list(pages.CHAPTERS) == [0, 1, 2, 3, 4, 5]
     for exercise in exercises:
         assert exercise.id.startswith(f"{exercise.chapter:02d}-")
-        assert exercise.stage == Stage.find(str(exercise.chapter)).name
+        if exercise.chapter in STAGE_CHAPTERS:
+            assert exercise.stage == Stage.find(str(exercise.chapter)).name
         assert exercise.tests and exercise.task
 
 
@@ -178,6 +182,58 @@ def test_a_check_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
     assert "KeyboardInterrupt" in result.output  # stopped as by Ctrl-C, so its fixtures were torn down
 
 
+STRICT_XFAILS = """\
+import pytest
+
+BREAKS_IT = pytest.mark.xfail(strict=True, raises=AssertionError, reason="this stage breaks it")
+
+
+@BREAKS_IT
+def test_that_shows_the_breakage():
+    assert 1 + 1 == 3
+
+
+@BREAKS_IT
+def test_that_shows_nothing():
+    pass
+
+
+@BREAKS_IT
+def test_that_crashes():
+    undefined_name
+"""
+
+
+@pytest.mark.parametrize(
+    "test, outcome, first_line",
+    [
+        ("test_that_shows_the_breakage", "passes", "passes: its test fails, as its strict xfail expects"),
+        ("test_that_shows_nothing", "fails", "still fails: 1 of 1 test failing:"),
+        ("test_that_crashes", "broken", "could not be checked properly: the code crashed before the tests' assertions"),
+    ],
+)
+def test_a_strict_xfail_passes_its_check_only_by_failing_as_expected(tmp_path, test, outcome, first_line):
+    """An exercise whose task is to write a stage's strict-xfail test: XFAIL passes, XPASS fails."""
+    from lab.exercises import checking
+    from lab.exercises.cli import describe
+
+    (tmp_path / "test_story.py").write_text(STRICT_XFAILS)
+    exercise = dataclasses.replace(find(FAST), tests=[f"test_story.py::{test}"])
+
+    result = checking.run_check(exercise, tmp_path)
+
+    assert result.outcome == outcome, result.output
+    lines = describe(result)
+    assert lines[0].startswith(first_line)
+    if outcome == "passes":
+        assert result.expected_failures == [f"test_story.py::{test}"]
+    elif outcome == "fails":
+        assert result.failures[0].message == "[XPASS(strict)] this stage breaks it"
+        assert "as a strict xfail, it must fail" in lines[-1]
+    else:
+        assert result.failures[0].message.startswith("NameError")
+
+
 # -- patches ----------------------------------------------------------------------------------
 
 
@@ -218,7 +274,7 @@ def test_the_generated_exercise_pages_are_fresh():
 
 
 @pytest.mark.parametrize("chapter", pages.CHAPTERS)
-def test_each_stage_chapter_ends_with_its_exercises(chapter):
+def test_each_chapter_ends_with_its_exercises(chapter):
     [path] = (REPO_ROOT / "chapters").glob(f"{chapter:02d}-*.md")
     include = f'--8<-- "docs/generated/{pages.page_name(chapter)}"'
     assert path.read_text().rstrip().endswith(include)

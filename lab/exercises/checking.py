@@ -4,6 +4,9 @@ The tests run in a pytest subprocess inside the folder, so the stage's own pytes
 (its pyproject.toml: importlib mode, lab.pytest_plugin with its stage isolation and leak check),
 exactly as when a learner runs `pytest` there. pytest's JUnit XML report says which tests failed
 and with what message.
+
+A strict xfail test (an invariant that its stage breaks) checks by failing: its expected failure
+(XFAIL) counts as a pass, and the report gives a strict XPASS as a failure, "[XPASS(strict)] reason".
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ class TestFailure:
 @dataclass
 class CheckResult:
     outcome: str  # PASSES, FAILS (a test failed), BROKEN (nothing ran cleanly: collection, setup, timeout)
-    passed: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)  # expected failures included
+    expected_failures: list[str] = field(default_factory=list)  # strict xfails that failed, as they must
     failures: list[TestFailure] = field(default_factory=list)
     problem: str = ""  # why it is BROKEN
     output: str = ""  # pytest's own output, for when the summary is not enough
@@ -84,12 +88,17 @@ def _result(root: ElementTree.Element, returncode: int, output: str) -> CheckRes
             failed.setdefault(node_id, first_line(error.get("message")))
         elif error is not None:
             errors.append(TestFailure(node_id, first_line(error.get("message"))))
+        elif skip is not None and skip.get("type") == "pytest.xfail":
+            # It failed the way its xfail marker expects (the exception named by its `raises`).
+            passed.append(node_id)
+            result.expected_failures.append(node_id)
         elif skip is not None:
             skipped.append(f"{node_id}: {first_line(skip.get('message'))}")
         else:
             passed.append(node_id)
     # A test reported twice (its call passed, its teardown failed) counts once, as failed.
     result.passed = [node_id for node_id in dict.fromkeys(passed) if node_id not in failed]
+    result.expected_failures = [node_id for node_id in result.expected_failures if node_id in result.passed]
     result.failures = [TestFailure(node_id, message) for node_id, message in failed.items()]
     crashed = [failure for failure in result.failures if failure.message.startswith(CRASHES)]
     if errors or crashed:

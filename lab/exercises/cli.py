@@ -27,6 +27,7 @@ from lab.exercises.checking import BROKEN, FAILS, PASSES, CheckResult, run_check
 from lab.exercises.patching import PatchError, apply_patch, make_patch
 
 TODO_MARK = "TODO(exercise)"
+XPASS_STRICT = "[XPASS(strict)]"  # how pytest reports a strict xfail test that passed
 LAST_CHECK = ".exercise-check"  # in a workspace: the outcome of its last check
 
 
@@ -136,7 +137,13 @@ def describe(result: CheckResult) -> list[str]:
     total = len(result.passed) + len(result.failures)
     lines = []
     if result.outcome == PASSES:
-        return ["passes: its test passes" if total == 1 else f"passes: all {total} of its tests pass"]
+        expected = len(result.expected_failures)  # strict xfails: they pass the check by failing
+        if total == 1 and expected:
+            return ["passes: its test fails, as its strict xfail expects: this stage breaks what it checks"]
+        if total == 1:
+            return ["passes: its test passes"]
+        by_failing = f" ({expected} by failing, as strict xfails)" if expected else ""
+        return [f"passes: all {total} of its tests pass{by_failing}"]
     if result.outcome == BROKEN:
         lines.append(f"could not be checked properly: {result.problem}")
     if result.failures:
@@ -144,6 +151,8 @@ def describe(result: CheckResult) -> list[str]:
         for failure in result.failures:
             lines.append(f"  {failure.node_id}")
             lines.append(f"      {failure.message}")
+            if failure.message.startswith(XPASS_STRICT):
+                lines.append("      it passed, but this stage breaks what it checks: as a strict xfail, it must fail")
     return lines
 
 
@@ -153,7 +162,7 @@ def run_check_command(args) -> int:
     if not folder.is_dir():
         print(f"workbook exercise: {exercise.id} is not started: workbook exercise start {exercise.id}", file=sys.stderr)
         return 2
-    print(f"Checking {exercise.id} in {_shown(folder)}: {len(exercise.tests)} test ids, a few seconds to half a minute")
+    print(f"Checking {exercise.id} in {_shown(folder)}: {len(exercise.tests)} test id{'' if len(exercise.tests) == 1 else 's'}, a few seconds to half a minute")
     result = run_check(exercise, folder)
     (folder / LAST_CHECK).write_text(result.outcome + "\n")
     if args.verbose or result.outcome == BROKEN:

@@ -1,0 +1,45 @@
+"""The breaker's two clocks: failures count only within a window, and an open breaker closes by
+itself after its cool-down, so that the next jobs try Twitter again (half-open, loosely).
+"""
+
+import time
+
+import pytest
+import redis
+
+from lab.redis_server import RedisServer
+
+THRESHOLD = 3
+WINDOW = COOLDOWN = 1.5  # seconds: long enough that a busy machine cannot blur them
+PAST = 0.5  # how long past a window or cool-down the tests wait
+
+
+@pytest.fixture
+def breaker(tmp_path):
+    from twitpic.breaker import CircuitBreaker
+
+    with RedisServer(tmp_path / "redis") as server, redis.Redis.from_url(server.url) as connection:
+        yield CircuitBreaker(connection, "twitter", threshold=THRESHOLD, window=WINDOW, cooldown=COOLDOWN)
+
+
+def test_failures_older_than_the_window_are_forgotten(breaker):
+    for _ in range(THRESHOLD - 1):
+        breaker.record_failure()
+    time.sleep(WINDOW + PAST)
+    breaker.record_failure()  # one more, but the others are out of the window
+    assert not breaker.is_open(), f"failures from more than {WINDOW} s ago still counted"
+
+
+def test_an_open_breaker_closes_after_its_cooldown(breaker):
+    from twitpic.breaker import CircuitOpen
+
+    for _ in range(THRESHOLD):
+        breaker.record_failure()
+    with pytest.raises(CircuitOpen):
+        breaker.check()  # open: the job fails fast, Twitter is left alone
+
+    time.sleep(COOLDOWN + PAST)
+    assert not breaker.is_open(), f"the breaker was still open {COOLDOWN + PAST} s after it opened"
+    breaker.check()  # closed again: the next job calls Twitter
+    breaker.record_failure()
+    assert not breaker.is_open()  # the count started afresh: one failure does not open it
