@@ -84,7 +84,7 @@ def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_sec
     db.close()
 
     barrier = threading.Barrier(4, timeout=2)
-    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url)  # naive, as in 2014
+    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url)  # naive, as Twitpic first wrote it
 
     def one_worker(_):
         worker = Worker(settings, between=barrier.wait)

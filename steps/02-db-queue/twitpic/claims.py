@@ -40,7 +40,7 @@ def _lease_end(now: float, lease: float | None) -> float | None:
 
 # --8<-- [start:naive]
 def claim_naive(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
-    """The 2014 code: read the oldest job, then mark it claimed. Two workers can read the same one."""
+    """Twitpic's first code: read the oldest job, then mark it claimed. Two workers can read the same one."""
     row = db.one(NEXT_JOB, (now, now))
     between()
     if row is None:
@@ -82,7 +82,7 @@ def claim_atomic(db: Database, now: float, lease: float | None, between: Callabl
 # --8<-- [start:locked]
 @contextmanager
 def global_lock(db: Database):
-    """The 2014 fix: one worker at a time holds the queue, from the claim until the tweet is posted."""
+    """The case study's fix: one worker at a time holds the queue, from the claim until the tweet is posted."""
     if db.dialect is dialects.MYSQL:
         db.execute("LOCK TABLES tweet_jobs WRITE, users READ")
         try:
