@@ -24,6 +24,16 @@ from lab.timescale import ENV_VAR as TIME_SCALE_ENV
 from lab.timescale import TimeScaleError, parse_time_scale, set_time_scale
 
 
+# Commands whose module parses its own options: name -> (the module whose main(argv) runs it, help).
+FORWARDED = {
+    "exercise": ("lab.exercises.cli", "exercises: list, start, check, hint, verify, docs"),
+    "drill": ("lab.drill.run", "the outage drill: every stage under the same failure, measured"),
+    "kestrel": ("lab.kestrel.cli", "run the Kestrel-protocol queue server"),
+    "matrix": ("lab.matrix", "write or check the invariants matrix page from a test run's report"),
+    "generate-docs": ("lab.generate_docs", "rewrite every generated docs page (CLI reference, figures, diffs)"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbook",
@@ -147,38 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diffs.set_defaults(func=run_diffs)
 
-    exercise = commands.add_parser(
-        "exercise",
-        help="exercises: list, start, check, hint, verify, docs",
-        add_help=False,  # its own --help lists its commands
-        prefix_chars="\0",
-    )
-    exercise.add_argument("args", nargs=argparse.REMAINDER)
-    exercise.set_defaults(func=run_exercise)
-
-    drill = commands.add_parser(
-        "drill",
-        help="the outage drill: every stage under the same failure, measured",
-        add_help=False,  # its own --help lists its options
-        prefix_chars="\0",
-    )
-    drill.add_argument("args", nargs=argparse.REMAINDER)
-    drill.set_defaults(func=run_drill)
-
-    kestrel = commands.add_parser(
-        "kestrel",
-        help="run the Kestrel-protocol queue server",
-        add_help=False,  # its own --help lists its options
-        prefix_chars="\0",  # hand every argument, options included, to the server's own parser
-    )
-    kestrel.add_argument("args", nargs=argparse.REMAINDER)
-    kestrel.set_defaults(func=run_kestrel)
-
-    # The generated docs pages: lab/matrix.py and lab/generate_docs.py parse their own options.
-    for name, help_text, module in (
-        ("matrix", "write or check the invariants matrix page from a test run's report", "lab.matrix"),
-        ("generate-docs", "rewrite every generated docs page (CLI reference, figures, diffs)", "lab.generate_docs"),
-    ):
+    # Commands that hand their whole command line, options included, to a module's own parser.
+    for name, (module, help_text) in FORWARDED.items():
         forwarded = commands.add_parser(name, help=help_text, add_help=False, prefix_chars="\0")
         forwarded.add_argument("args", nargs=argparse.REMAINDER)
         forwarded.set_defaults(func=run_module_main, module=module)
@@ -310,18 +290,6 @@ def run_diffs(args) -> int:
     return diffs([])
 
 
-def run_exercise(args) -> int:
-    from lab.exercises.cli import main as exercise_main
-
-    return exercise_main(args.args)
-
-
-def run_drill(args) -> int:
-    from lab.drill.run import main as drill
-
-    return drill(args.args)
-
-
 # benchmark name -> the module whose main(argv) runs it
 BENCHMARKS = {"kestrel": "lab.kestrel.bench", "db-queue": "lab.db_queue_bench"}
 
@@ -336,12 +304,6 @@ def run_module_main(args) -> int:
     import importlib
 
     return importlib.import_module(args.module).main(args.args)
-
-
-def run_kestrel(args) -> int:
-    from lab.kestrel.cli import main as kestrel_main
-
-    return kestrel_main(args.args)
 
 
 def _exit_on_sigterm(signum, frame):

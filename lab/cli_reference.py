@@ -21,13 +21,6 @@ from lab.stages import REPO_ROOT
 
 PAGE = REPO_ROOT / "docs" / "generated" / "cli.md"
 
-# Subcommands that forward every argument to a module's main(argv), which parses them itself.
-# (Those registered with `set_defaults(module=...)` in lab/cli.py name their module themselves.)
-FORWARDED = {
-    "drill": "lab.drill.run",
-    "kestrel": "lab.kestrel.cli",
-    "exercise": "lab.exercises.cli",
-}
 # `bench NAME ARGS...` forwards ARGS to the benchmark's module, the same way.
 NESTED = {"bench": BENCHMARKS}
 
@@ -76,9 +69,9 @@ def command_parsers() -> dict[str, argparse.ArgumentParser]:
     commands = {"workbook": top}
     for name, parser in subcommands(top).items():
         if is_forwarding(parser):
-            module_name = parser.get_default("module") or FORWARDED.get(name)
+            module_name = parser.get_default("module")
             if module_name is None:
-                raise RuntimeError(f"`workbook {name}` forwards its arguments: add its module to FORWARDED")
+                raise RuntimeError(f"`workbook {name}` forwards its arguments but names no module")
             parser = module_parser(module_name)
         commands[f"workbook {name}"] = parser
         for nested, module_name in NESTED.get(name, {}).items():

@@ -208,18 +208,27 @@ def write(path: Path, text: str) -> None:
     path.write_text(textwrap.dedent(text))
 
 
-def test_the_plugin_writes_each_invariants_outcome(tmp_path):
-    stage = tmp_path / "steps" / "07-throwaway"
-    write(tmp_path / "pyproject.toml",
+def run_throwaway_stage(root: Path, package: str, tests: dict[str, str], *options: str):
+    """pytest, with the workbook's plugin, over one throwaway stage `steps/07-throwaway` in `root`."""
+    stage = root / "steps" / "07-throwaway"
+    write(root / "pyproject.toml",
           '[tool.pytest.ini_options]\naddopts = "-rxX --import-mode=importlib -p lab.pytest_plugin"\n')
-    write(stage / "twitpic" / "__init__.py", "FAST = True\nSTAYS_UP = False\n")
-    write(stage / "tests" / "test_invariants.py", THROWAWAY_INVARIANTS)
-    write(stage / "tests" / "test_other.py", THROWAWAY_OTHER)
-    report = tmp_path / "out" / "invariants.json"
+    write(stage / "twitpic" / "__init__.py", package)
+    for name, text in tests.items():
+        write(stage / "tests" / name, text)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "steps", *options],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
 
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "steps", "--invariants-report", str(report)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+
+def test_the_plugin_writes_each_invariants_outcome(tmp_path):
+    report = tmp_path / "out" / "invariants.json"
+    result = run_throwaway_stage(
+        tmp_path,
+        "FAST = True\nSTAYS_UP = False\n",
+        {"test_invariants.py": THROWAWAY_INVARIANTS, "test_other.py": THROWAWAY_OTHER},
+        "--invariants-report", str(report),
     )
 
     assert result.returncode == 1, result.stdout + result.stderr  # the XPASS(strict) and the error
@@ -236,14 +245,6 @@ def test_the_plugin_writes_each_invariants_outcome(tmp_path):
 
 
 def test_without_the_option_no_report_is_written(tmp_path):
-    stage = tmp_path / "steps" / "07-throwaway"
-    write(tmp_path / "pyproject.toml",
-          '[tool.pytest.ini_options]\naddopts = "-rxX --import-mode=importlib -p lab.pytest_plugin"\n')
-    write(stage / "twitpic" / "__init__.py", "FAST = True\n")
-    write(stage / "tests" / "test_invariants.py", THROWAWAY_OTHER)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "steps"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
+    result = run_throwaway_stage(tmp_path, "FAST = True\n", {"test_invariants.py": THROWAWAY_OTHER})
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.rglob("*.json")) == []
