@@ -6,13 +6,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 import requests
 
 from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.process import ManagedProcess, free_port, wait_until
 from lab.site_client import SiteClient
 from lab.stages import Stage
-from lab.up import start_stage, stage_environment
+from lab.up import own_redis_url, start_stage, stage_environment
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
@@ -56,15 +57,21 @@ def site(running_twitter, tmp_path_factory):
     )
     env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(TIME_SCALE), REDIS_PORT=str(free_port()))
     env["REDIS_URL"] = f"redis://127.0.0.1:{env['REDIS_PORT']}/0"
-    started = start_stage(STAGE, env, skip=frozenset({"twitter"}))
+    skip = {"twitter"}
+    if own_redis_url():  # REDIS_URL: your own Redis instead of a private one (its data is wiped)
+        env["REDIS_URL"] = own_redis_url()
+        skip.add("redis")
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    started = start_stage(STAGE, env, skip=frozenset(skip))
     processes = {process.name.split(":")[1]: process for process in started}
     site = Site(f"http://127.0.0.1:{env['WEB_PORT']}", processes, env, data_dir, WEB_WORKERS)
     try:
         yield site
     finally:
         for name in ("web", "worker", "redis"):
-            site.processes[name].stop()
-            site.processes[name].remove_log()
+            if name in site.processes:
+                site.processes[name].stop()
+                site.processes[name].remove_log()
 
 
 @pytest.fixture(autouse=True)

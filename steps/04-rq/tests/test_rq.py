@@ -3,6 +3,7 @@ not do unless asked, and the shared circuit breaker, against the stage's real pr
 real Redis.
 """
 
+import signal
 import subprocess
 import sys
 import time
@@ -19,10 +20,16 @@ from lab.redis_server import RedisServer
 RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
 
 
-def queue_for(site):
+def queue_for(site, name=None):
+    """The stage's `tweets` queue, or a queue of another name that no worker reads."""
+    from rq import Queue
+    from rq.serializers import JSONSerializer
     from twitpic.queue import connect, tweets_queue
 
-    return tweets_queue(connect(site.redis_url))
+    connection = connect(site.redis_url)
+    if name is None:
+        return tweets_queue(connection)
+    return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
 def test_a_flaky_twitter_gets_every_tweet_exactly_once(site, twitter, photo, drain_seconds):
@@ -68,14 +75,11 @@ def test_the_same_tweet_cannot_be_queued_twice(site):
     from rq.exceptions import DuplicateJobError
     from twitpic.queue import enqueue_tweet
 
-    queue = queue_for(site)
-    site.processes["worker"].signal(__import__("signal").SIGSTOP)  # keep the job waiting while we try
-    try:
+    queue = queue_for(site, "tweets-to-one-side")  # no worker reads it: the first job stays queued
+    enqueue_tweet(queue, "bob", "only once https://twitpic.example/p", tweet_id="fixed-id-1")
+    with pytest.raises(DuplicateJobError):
         enqueue_tweet(queue, "bob", "only once https://twitpic.example/p", tweet_id="fixed-id-1")
-        with pytest.raises(DuplicateJobError):
-            enqueue_tweet(queue, "bob", "only once https://twitpic.example/p", tweet_id="fixed-id-1")
-    finally:
-        site.processes["worker"].signal(__import__("signal").SIGCONT)
+    assert queue.count == 1
 
 
 def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, twitter, photo, drain_seconds):
@@ -85,16 +89,50 @@ def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, tw
         assert site.comment(photo, body).status_code == 303
     wait_until(lambda: site.queue_status()["breaker_open"], timeout=10, what="the breaker opened")
 
-    # Open: jobs keep coming round for their retries, but nobody calls Twitter.
+    # Open: the workers take no job and nobody calls Twitter; new tweets wait in the queue.
     calls = twitter.stats()["rejected"]["down"]
-    time.sleep(0.5)  # half the cool-down (10 s x 0.1)
-    assert site.queue_status()["breaker_open"]
+    waiting = [f"while open {n}" for n in range(3)]
+    for body in waiting:
+        assert site.comment(photo, body).status_code == 303
+    time.sleep(0.3)  # a third of the cool-down (10 s x 0.1)
+    status = site.queue_status()
+    assert status["breaker_open"]
+    assert status["queued"] >= len(waiting)  # what `rq info` shows as the queue's depth
     assert twitter.stats()["rejected"]["down"] == calls
+    bodies += waiting
 
     twitter.set_mode("up")
     found = twitter.tweets_starting_with(bodies, seconds=drain_seconds + 10)
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
     assert not site.queue_status()["breaker_open"]
+
+
+def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch, caplog):
+    """However long an outage lasts, waiting for the breaker spends none of a job's ten retries."""
+    from rq import SimpleWorker
+    from rq.registry import ScheduledJobRegistry
+    from rq.serializers import JSONSerializer
+    from twitpic.queue import enqueue_tweet
+    from twitpic.tasks import breaker_for
+
+    for name in ("TWITPIC_DATA_DIR", "TWITTER_API_URL", "REDIS_URL", "WORKBOOK_TIME_SCALE"):
+        monkeypatch.setenv(name, site.env[name])
+    queue = queue_for(site, "tweets-to-one-side")  # a queue the stage's workers do not read
+    time_scale = float(site.env["WORKBOOK_TIME_SCALE"])
+    breaker = breaker_for(queue.connection, {"TIME_SCALE": time_scale})
+    try:
+        for _ in range(breaker.threshold):
+            breaker.record_failure()
+        tweet_id = enqueue_tweet(queue, "bob", "patient tweet https://twitpic.example/p", time_scale)
+        # A worker of RQ's own, in this process: it takes the job even with the breaker open.
+        SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
+        job = queue.fetch_job(f"tweet-{tweet_id}")
+        assert "CircuitOpen: Twitter is failing" in caplog.text
+        assert job.get_status() == "scheduled"  # to be retried
+        assert job.retries_left == 10  # RQ spent one retry; the job gave it back
+        assert job.id in ScheduledJobRegistry(queue=queue).get_job_ids()
+    finally:
+        queue.connection.delete(breaker.open_key)
 
 
 def test_rq_info_reads_the_stages_redis(site):
@@ -109,8 +147,6 @@ def test_rq_info_reads_the_stages_redis(site):
 
 def test_without_retry_a_killed_job_is_not_retried(site, twitter, photo):
     """RQ's default: a job whose process dies is failed, not retried, unless the job has a Retry."""
-    import signal
-
     import psutil
     from twitpic.queue import JOB
 

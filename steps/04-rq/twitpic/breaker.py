@@ -6,7 +6,8 @@ failures of all workers add up.
 
 closed: calls go through; each failure is counted, and `threshold` failures within `window`
         seconds open the breaker.
-open:   for `cooldown` seconds no call is made at all; jobs fail fast and are retried later.
+open:   for `cooldown` seconds no call is made at all: the workers take no job, and a job that
+        meets the open breaker goes back to wait without spending one of its retries.
 after:  the counts start afresh, so the next calls test Twitter again (half-open, loosely).
 """
 
@@ -48,4 +49,8 @@ class CircuitBreaker:
 
     def is_open(self) -> bool:
         return bool(self.redis.exists(self.open_key))
+
+    def seconds_left(self) -> float:
+        """How long the breaker stays open (0 when closed)."""
+        return max(0, self.redis.pttl(self.open_key)) / 1000
 # --8<-- [end:breaker]

@@ -36,7 +36,11 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | None:
             no_retry(job)
             raise PoisonJob(f"no Twitter token for {username!r}")
         breaker = breaker_for(job.connection, settings)
-        breaker.check()  # raises CircuitOpen: the job is retried later, Twitter is left alone
+        try:
+            breaker.check()  # open: Twitter is left alone, and the job is retried later
+        except CircuitOpen:
+            give_back_retry(job)  # waiting out an outage, however long, costs no attempt
+            raise
         try:
             twitter_id = post_tweet(
                 settings["TWITTER_API_URL"], user["twitter_token"], text, 30 * settings["TIME_SCALE"]
@@ -55,6 +59,12 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | None:
     finally:
         db.close()
 # --8<-- [end:job]
+
+
+def give_back_retry(job) -> None:
+    """RQ spends one retry on this failure; add it back first."""
+    if job is not None and job.retries_left is not None:
+        job.retries_left += 1
 
 
 def no_retry(job) -> None:

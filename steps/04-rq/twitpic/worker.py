@@ -2,9 +2,12 @@
 
     python -m twitpic.worker --workers 4
 
-runs four RQ workers side by side, each what `rq worker --with-scheduler --serializer json tweets`
+runs four RQ workers side by side, each what
+`rq worker --with-scheduler --serializer json --worker-class twitpic.worker.TweetWorker tweets`
 runs, so that retries scheduled for later are moved back onto the queue when they are due. RQ forks
 a fresh process for every job (the "work horse"), so a crash in one job cannot harm the worker.
+While the shared circuit breaker is open, the workers take no job at all: new tweets wait in the
+queue, where `rq info` shows them, until Twitter is worth calling again.
 
 What RQ does not do by default: when a whole worker is killed (SIGKILL, out of memory), its job
 stays "started" until the job's heartbeat runs out (at least 60 s) and a maintenance pass (every
@@ -30,6 +33,7 @@ from rq.serializers import JSONSerializer
 from . import queue
 from .db import init_db
 from .settings import settings_from_environment
+from .tasks import breaker_for
 
 log = logging.getLogger("twitpic.worker")
 
@@ -38,10 +42,23 @@ def worker_name(pid: int) -> str:
     return f"tweets-worker-{pid}"
 
 
+# --8<-- [start:pause]
+class TweetWorker(Worker):
+    """An RQ worker that takes no job while the shared breaker is open: the jobs wait in the queue."""
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        breaker = breaker_for(self.connection, settings_from_environment())
+        while breaker.is_open():
+            self.heartbeat()  # still alive, just waiting
+            time.sleep(min(1.0, max(0.05, breaker.seconds_left())))
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+# --8<-- [end:pause]
+
+
 def _work(redis_url: str, maintenance_interval: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
     connection = queue.connect(redis_url)
-    worker = Worker(
+    worker = TweetWorker(
         [queue.TWEETS],
         connection=connection,
         serializer=JSONSerializer,
