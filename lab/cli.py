@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="run a benchmark: kestrel, db-queue",
+        help="run a benchmark: kestrel, db-queue, rq-recovery",
         description="Run a benchmark that prints ratios measured side by side in one run.",
     )
     bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
@@ -291,7 +291,11 @@ def run_diffs(args) -> int:
 
 
 # benchmark name -> the module whose main(argv) runs it
-BENCHMARKS = {"kestrel": "lab.kestrel.bench", "db-queue": "lab.db_queue_bench"}
+BENCHMARKS = {
+    "kestrel": "lab.kestrel.bench",
+    "db-queue": "lab.db_queue_bench",
+    "rq-recovery": "lab.rq_recovery_bench",
+}
 
 
 def run_bench(args) -> int:
