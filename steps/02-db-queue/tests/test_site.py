@@ -110,6 +110,25 @@ def test_a_long_comment_is_shortened_to_fit_in_a_tweet(site, twitter, photo, dra
     assert tweet["text"].endswith(f"… {site.url(f'/photos/{photo}')}")
 
 
+def test_a_comment_whose_job_cannot_be_saved_is_not_saved_either(site, twitter, photo):
+    """The comment and its job are one transaction: if the job's insert fails, so does the comment."""
+    comments, jobs = count(site, "comments"), count(site, "tweet_jobs")
+    with sqlite3.connect(site.data_dir / "twitpic.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER refuse_jobs BEFORE INSERT ON tweet_jobs BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    try:
+        response = site.comment(photo, "All or nothing")
+    finally:
+        with sqlite3.connect(site.data_dir / "twitpic.sqlite3") as db:
+            db.execute("DROP TRIGGER refuse_jobs")
+
+    assert response.status_code == 500
+    assert "Traceback" not in response.text
+    assert (count(site, "comments"), count(site, "tweet_jobs")) == (comments, jobs)
+    assert "All or nothing" not in site.photo_page(photo).text
+
+
 def test_the_comment_is_saved_and_the_tweet_waits_while_twitter_fails(site, twitter, photo, drain_seconds):
     twitter.set_mode("down")
     assert site.comment(photo, "Saved anyway").status_code == 303
