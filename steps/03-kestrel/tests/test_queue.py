@@ -3,6 +3,9 @@ the queue, and a message delivered twice is posted once (with the one window tha
 """
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 from pymemcache.client.base import Client
@@ -67,13 +70,15 @@ def private_queue(tmp_path):
         yield ("127.0.0.1", server.port)
 
 
-def worker_for(tmp_path, twitter, address, after_post=lambda: None):
+def worker_for(tmp_path, twitter, address, after_post=lambda: None, **settings_changes):
     from twitpic.db import init_db
     from twitpic.worker import Worker, WorkerSettings
 
     url = f"sqlite:///{tmp_path / 'site.sqlite3'}"
     init_db(url)
-    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url, queue_address=address, wait=0.5)
+    settings = WorkerSettings(
+        database_url=url, twitter_api_url=twitter.api_url, queue_address=address, wait=0.5, **settings_changes
+    )
     return Worker(settings, after_post=after_post)
 
 
@@ -143,3 +148,73 @@ def recorded(tmp_path) -> list[tuple[str, str | None]]:
 
     with sqlite3.connect(tmp_path / "site.sqlite3") as db:
         return db.execute("SELECT tweet_id, twitter_id FROM posted_tweets").fetchall()
+
+
+@pytest.fixture
+def twitter_erring():
+    """An API that answers 500 to every tweet: a fault on Twitter's side that is not an outage."""
+
+    class Erring(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Erring)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(api_url=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def take_turns(tmp_path, twitter, address, turns: int, max_attempts: int) -> None:
+    """Two workers take turns with the queue's head, as several workers do."""
+    workers = [
+        worker_for(tmp_path, twitter, address, max_attempts=max_attempts, retry_base=0.01, retry_cap=0.01)
+        for _ in range(2)
+    ]
+    try:
+        for turn in range(turns):
+            assert workers[turn % 2].run_once() is True
+    finally:
+        for worker in workers:
+            worker.close()  # confirms an item it parked
+
+
+def queue_contents(address) -> tuple[bytes | None, bytes | None]:
+    client = Client(address, default_noreply=False)
+    try:
+        return client.get("tweets/peek"), client.get("tweets_failed/peek")
+    finally:
+        client.close()
+
+
+def test_a_message_that_keeps_failing_is_parked_after_max_attempts_by_all_workers_together(
+    tmp_path, twitter_erring, private_queue
+):
+    queue_one(private_queue, "never through https://twitpic.example/p/1")
+    take_turns(tmp_path, twitter_erring, private_queue, turns=3, max_attempts=3)  # three in all, not each
+
+    waiting, parked = queue_contents(private_queue)
+    assert waiting is None
+    parked = json.loads(parked)
+    assert parked["error"] == "Twitter answered 500 (after 3 attempts)"
+    assert "never through" in parked["item"]
+
+
+def test_an_outage_parks_nothing_however_many_tries(tmp_path, twitter, private_queue):
+    twitter.set_mode("down")
+    queue_one(private_queue, "wait for it https://twitpic.example/p/1")
+    take_turns(tmp_path, twitter, private_queue, turns=6, max_attempts=3)
+
+    waiting, parked = queue_contents(private_queue)
+    assert parked is None
+    assert b"wait for it" in waiting  # still at the head of the queue, for when Twitter is back
+    assert twitter.stats()["rejected"]["down"] == 6

@@ -29,5 +29,12 @@ CREATE TABLE IF NOT EXISTS posted_tweets (
     tweet_id VARCHAR(32) PRIMARY KEY,
     twitter_id VARCHAR(32),  -- NULL when Twitter refused it as a duplicate: it had it already
     posted_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-)
+);
 -- --8<-- [end:posted_tweets]
+
+-- Failed tries of each tweet, counted by every worker together (and across restarts), so that a
+-- message that keeps failing is parked after the same number of tries however many workers try.
+CREATE TABLE IF NOT EXISTS tweet_attempts (
+    tweet_id VARCHAR(32) PRIMARY KEY,
+    attempts INTEGER NOT NULL
+)

@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from pymemcache.exceptions import MemcacheError
 from . import queue
 from .db import Database, init_db
 from .settings import settings_from_environment
-from .twitter import DuplicateTweet, TweetRejected, TwitterError, post_tweet
+from .twitter import DuplicateTweet, TweetRejected, TwitterError, TwitterUnavailable, post_tweet
 
 log = logging.getLogger("twitpic.worker")
 
@@ -59,7 +58,6 @@ class Worker:
         self.db = Database(settings.database_url)
         self.after_post = after_post  # tests stop a worker here: posted, not yet recorded
         self.holding = False  # an open read to confirm with the next get
-        self.attempts: Counter[str] = Counter()  # failed tries per message, by this worker
         self.failures_in_a_row = 0
 
     # --8<-- [start:run_once]
@@ -100,16 +98,26 @@ class Worker:
             twitter_id = None  # posted before, by a worker that died before recording it
         except TweetRejected as error:
             return self.give_up(raw, str(error))
+        except TwitterUnavailable as error:
+            log.warning("tweet %s: %s; waiting for Twitter", message.id, error)
+            return RETRY  # an outage is not this tweet's fault: it waits, however long, and is not parked
         except TwitterError as error:
-            self.attempts[message.id] += 1
-            log.warning("tweet %s attempt %s: %s", message.id, self.attempts[message.id], error)
-            if self.attempts[message.id] >= self.settings.max_attempts:
-                return self.give_up(raw, str(error))
+            attempts = self.count_failed_attempt(message.id)
+            log.warning("tweet %s attempt %s: %s", message.id, attempts, error)
+            if attempts >= self.settings.max_attempts:
+                return self.give_up(raw, f"{error} (after {attempts} attempts)")
             return RETRY
         self.after_post()
         self.record_posted(message.id, twitter_id)
         log.info("tweet %s posted as %s", message.id, twitter_id or "a duplicate Twitter refused")
         return DONE
+
+    def count_failed_attempt(self, tweet_id: str) -> int:
+        """One more failed try of this tweet, by any worker; how many so far. One worker at a time
+        holds a message (its read is open), so the update-or-insert cannot race with another."""
+        if self.db.execute("UPDATE tweet_attempts SET attempts = attempts + 1 WHERE tweet_id = ?", (tweet_id,)).rowcount == 0:
+            self.db.execute("INSERT INTO tweet_attempts (tweet_id, attempts) VALUES (?, 1)", (tweet_id,))
+        return self.db.one("SELECT attempts FROM tweet_attempts WHERE tweet_id = ?", (tweet_id,))["attempts"]
 
     def already_posted(self, tweet_id: str) -> bool:
         return self.db.one("SELECT 1 AS yes FROM posted_tweets WHERE tweet_id = ?", (tweet_id,)) is not None
