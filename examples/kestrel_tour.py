@@ -26,6 +26,11 @@ SESSION = [
 ]
 # --8<-- [end:session]
 
+# What chapter 03 asks you to type: the same bytes go to the tour's server, and the answer is
+# printed as netcat prints it.
+NETCAT_BYTES = b"set demo 0 0 5\r\nhello\r\nget demo/open\r\nget demo/close\r\nquit\r\n"
+NETCAT_COMMAND = "printf 'set demo 0 0 5\\r\\nhello\\r\\nget demo/open\\r\\nget demo/close\\r\\nquit\\r\\n' | nc 127.0.0.1 22133"
+
 SHOWN_STATS = ("queue_tweets_items", "queue_tweets_total_items", "queue_tweets_open_transactions")
 OPCODES = {1: "REMOVE", 2: "ADD", 5: "UNREMOVE", 6: "CONFIRM_REMOVE", 9: "REMOVE_TENTATIVE"}
 
@@ -43,6 +48,16 @@ def talk(port: int) -> list[str]:
                 if not line.startswith("STAT ") or line.split()[1] in SHOWN_STATS:
                     lines.append(f"< {line}")
     return lines
+
+
+def netcat(port: int) -> list[str]:
+    """Send NETCAT_BYTES in one go, as printf | nc does; everything the server says until it hangs up."""
+    reply = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(NETCAT_BYTES)
+        while chunk := sock.recv(65536):  # `quit` closes the connection
+            reply += chunk
+    return [f"$ {NETCAT_COMMAND}", *reply.decode().splitlines()]
 
 
 def journal_records(data: bytes) -> list[str]:
@@ -76,12 +91,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         with kestrel_process(Path(data_dir)) as server:
             transcript = talk(server.port)
+            typed = netcat(server.port)  # another queue: the journal of `tweets` is as the session left it
         journal = (Path(data_dir) / "tweets").read_bytes()
     print("# the session (> sent, < received)")
     print("\n".join(transcript))
     print()
     print(f"# the journal file `tweets`: {len(journal)} bytes")
     print("\n".join(journal_records(journal)))
+    print()
+    print("# the same kind of talk with netcat, against `workbook up 03-kestrel`")
+    print("\n".join(typed))
 
 
 if __name__ == "__main__":

@@ -117,7 +117,10 @@ def run_up(
         print(f"  Redis:         {env['REDIS_URL']}  (try: rq info --url {env['REDIS_URL']})")
         print(f"  queue status:  http://{LOCALHOST}:{web_port}/status")
     if "kestrel" in stage.processes():
-        print(f"  queue server:  {LOCALHOST}:{kestrel_port}  (try: echo stats | nc {LOCALHOST} {kestrel_port})")
+        print(
+            f"  queue server:  {LOCALHOST}:{kestrel_port}  "
+            f"(try: workbook queue-stats --port {kestrel_port}, or echo stats | nc {LOCALHOST} {kestrel_port})"
+        )
     print("Ctrl-C stops everything.", flush=True)
     try:
         while all(process.alive for process in processes):

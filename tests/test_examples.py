@@ -29,3 +29,9 @@ def test_the_kestrel_tour_output_in_the_docs_is_fresh():
     committed = (ROOT / "docs" / "generated" / "kestrel-tour.txt").read_text()
     assert fresh == committed, "stale: run python examples/kestrel_tour.py > docs/generated/kestrel-tour.txt"
     assert "REMOVE_TENTATIVE xid=1" in fresh and "UNREMOVE xid=2" in fresh
+
+
+def test_the_netcat_command_in_the_kestrel_tour_sends_the_bytes_it_shows():
+    tour = runpy.run_path(str(ROOT / "examples" / "kestrel_tour.py"))
+    printf_argument = tour["NETCAT_COMMAND"].split("'")[1]
+    assert printf_argument.encode().decode("unicode_escape").encode() == tour["NETCAT_BYTES"]
