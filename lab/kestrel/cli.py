@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 from lab.kestrel import DEFAULT_PORT, VERSION
-from lab.kestrel.config import ConfigError, FsyncPolicy, QueueLimits, ServerConfig, parse_bytes
+from lab.kestrel.config import (
+    ConfigError,
+    FsyncPolicy,
+    QueueLimits,
+    ServerConfig,
+    parse_bytes,
+    queue_limits_override,
+)
 from lab.kestrel.server import KestrelServer
 
 log = logging.getLogger("lab.kestrel")
@@ -84,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="items expire after this long at most")
     limits.add_argument("--open-timeout", type=_seconds, metavar="SECONDS",
                         help="an open read not closed within this long goes back to the queue")
+    limits.add_argument("--queue", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="one queue's own limits, e.g. tweets:max_items=100000,max_age=86400; "
+                             "keys: max_items, max_size, max_item_size, discard_old_when_full, "
+                             "max_age, open_timeout (repeat for more queues)")
     limits.add_argument("--max-open-reads", type=_positive_int, default=100,
                         help="open reads per connection and queue (default %(default)s)")
     parser.add_argument("--log-level", default="INFO",
@@ -92,19 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The server's settings; raises ConfigError for a malformed --queue."""
+    limits = QueueLimits(
+        max_items=args.max_items,
+        max_size=args.max_size,
+        max_item_size=args.max_item_size,
+        discard_old_when_full=args.discard_old_when_full,
+        max_age=args.max_age,
+        open_timeout=args.open_timeout,
+    )
     return ServerConfig(
         data_dir=args.data_dir.resolve(),
         host=args.host,
         port=args.port,
         fsync=args.fsync,
-        limits=QueueLimits(
-            max_items=args.max_items,
-            max_size=args.max_size,
-            max_item_size=args.max_item_size,
-            discard_old_when_full=args.discard_old_when_full,
-            max_age=args.max_age,
-            open_timeout=args.open_timeout,
-        ),
+        limits=limits,
+        queue_limits=dict(queue_limits_override(text, limits) for text in args.queue),
         max_memory=args.max_memory,
         max_open_reads=args.max_open_reads,
         max_connections=args.max_connections,
@@ -123,10 +137,14 @@ async def serve(config: ServerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s kestrel %(levelname)s %(message)s")
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ConfigError as error:
+        parser.error(f"--queue: {error}")
     try:
         asyncio.run(serve(config))
     except OSError as error:  # port in use, data folder not writable...

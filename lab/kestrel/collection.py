@@ -59,7 +59,7 @@ class QueueCollection:
         queue = self.queues.get(name)
         if queue is None:
             config = self.config
-            queue = PersistentQueue(name, config.data_dir, config.limits, config.fsync,
+            queue = PersistentQueue(name, config.data_dir, config.limits_for(name), config.fsync,
                                     config.max_memory, config.journal_compact_bytes)
             self.queues[name] = queue
             if "+" in name:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -52,6 +52,53 @@ class QueueLimits:
     open_timeout: float | None = None  # seconds before an open read is aborted for the client
 
 
+def _flag(text: str) -> bool:
+    if text.lower() in ("true", "yes", "on", "1"):
+        return True
+    if text.lower() in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"expected true or false, got {text!r}")
+
+
+def _positive(convert):
+    def parse(text: str):
+        value = convert(text)
+        if not value > 0:
+            raise ConfigError(f"expected a positive value, got {text!r}")
+        return value
+    return parse
+
+
+_LIMIT_PARSERS = {
+    "max_items": _positive(int),
+    "max_size": lambda text: _positive(int)(parse_bytes(text)),
+    "max_item_size": lambda text: _positive(int)(parse_bytes(text)),
+    "discard_old_when_full": _flag,
+    "max_age": _positive(float),
+    "open_timeout": _positive(float),
+}
+
+
+def queue_limits_override(text: str, defaults: QueueLimits) -> tuple[str, QueueLimits]:
+    """`NAME:KEY=VALUE[,KEY=VALUE...]`, e.g. `tweets:max_items=100000,max_age=86400`: one queue's
+    limits, the defaults with these changes (a fanout queue `NAME+child` gets its parent's)."""
+    name, colon, settings = text.partition(":")
+    if not name or not colon or not settings or any(c in name for c in " /+"):
+        raise ConfigError(f"expected NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
+    changes = {}
+    for setting in settings.split(","):
+        key, equals, value = setting.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in _LIMIT_PARSERS or not equals:
+            known = ", ".join(f.name for f in fields(QueueLimits))
+            raise ConfigError(f"unknown queue limit {setting!r} in {text!r} (known: {known})")
+        try:
+            changes[key] = _LIMIT_PARSERS[key](value.strip())
+        except ValueError as error:
+            raise ConfigError(f"{key}: {error}") from None
+    return name, replace(defaults, **changes)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path
@@ -59,6 +106,7 @@ class ServerConfig:
     port: int = 22133
     fsync: FsyncPolicy = field(default_factory=lambda: FsyncPolicy("always"))
     limits: QueueLimits = field(default_factory=QueueLimits)
+    queue_limits: dict[str, QueueLimits] = field(default_factory=dict)  # by queue name: overrides
     # Per queue: items beyond this many bytes stay in the journal until the queue drains.
     max_memory: int = 128 * MiB
     max_open_reads: int = 100  # per connection and queue
@@ -66,6 +114,15 @@ class ServerConfig:
     idle_timeout: float | None = None  # seconds without a request before a client is dropped
     # A journal over this size is rewritten when its queue is empty or it is 4x its live data.
     journal_compact_bytes: int = 16 * MiB
+
+    def limits_for(self, queue: str) -> QueueLimits:
+        """The queue's own limits, else its fanout parent's, else every queue's."""
+        parent = queue.partition("+")[0]
+        return self.queue_limits.get(queue) or self.queue_limits.get(parent) or self.limits
+
+    @property
+    def largest_item_size(self) -> int:
+        return max([self.limits.max_item_size] + [l.max_item_size for l in self.queue_limits.values()])
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB,

@@ -183,7 +183,7 @@ class ClientConnection(asyncio.Protocol):
         self.open_queues: set[PersistentQueue] = set()
         self.last_active = time.monotonic()
         # Enough for one whole `set` of the largest item: beyond it, stop reading the socket.
-        self.read_limit = self.config.limits.max_item_size + 2 * MAX_LINE + 64 * 1024
+        self.read_limit = self.config.largest_item_size + 2 * MAX_LINE + 64 * 1024
 
     # -- asyncio Protocol callbacks -------------------------------------------------------------
 
@@ -394,7 +394,7 @@ class ClientConnection(asyncio.Protocol):
 
     def do_set(self, args: list[bytes], line_start: int) -> object:
         request = parse_set(args)
-        if request.length > self.config.limits.max_item_size:
+        if request.length > self.config.limits_for(request.queue).max_item_size:
             self.skipping, self.skip_left = request, request.length
             return self.skip_big_item()
         data_start = self.pos

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 
+from lab.kestrel import cli as kestrel_cli
+from lab.kestrel.config import QueueLimits, queue_limits_override
 from lab.kestrel.testing import RawClient
 from lab.process import wait_until
 
@@ -53,6 +56,38 @@ def test_discard_old_when_full_drops_the_oldest_items(start_server, connect):
         assert client.set("q", data) == b"STORED\r\n"
     assert [client.get("q"), client.get("q"), client.get("q")] == [b"3", b"4", None]
     assert client.stats()["queue_q_discarded"] == "2"
+
+
+def test_one_queue_can_have_its_own_limits(start_server, connect):
+    """`--queue tweets:max_items=2,max_item_size=2KiB`: tweets (and its fanout copies) get those;
+    every other queue keeps the server's."""
+    defaults = QueueLimits(max_item_size=1000)
+    name, own = queue_limits_override("tweets:max_items=2,max_item_size=2KiB", defaults)
+    server = start_server(max_item_size=1000, queue_limits={name: own})
+    client = connect(server.port)
+    assert client.set("tweets+audit", b"") == b"STORED\r\n"  # the fanout copy exists from now on
+    assert [client.set("tweets", d) for d in (b"1", b"2", b"3")] == [
+        b"STORED\r\n", b"STORED\r\n", b"NOT_STORED\r\n"]
+    assert client.get("tweets+audit") == b""
+    assert client.get("tweets+audit") == b"1"
+    assert [client.set("other", d) for d in (b"1", b"2", b"3")] == [b"STORED\r\n"] * 3
+    assert client.set("tweets_failed", b"x" * 1500) == b"NOT_STORED\r\n"  # not tweets: 1000 bytes
+    assert client.get("tweets") == b"1"
+    assert client.set("tweets", b"x" * 1500) == b"STORED\r\n"  # its own limit: 2 KiB
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tweets", "expected NAME:KEY=VALUE"),
+    ("tweets:max_itemz=3", "unknown queue limit 'max_itemz=3'"),
+    ("tweets:max_items=-1", "max_items: expected a positive value"),
+    ("tweets:max_size=lots", "max_size: not a size in bytes"),
+    ("tweets:discard_old_when_full=maybe", "expected true or false"),
+])
+def test_a_malformed_queue_limit_is_refused_with_a_clear_error(text, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        kestrel_cli.main(["--queue", text, "--port", "0"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_too_many_connections_are_refused_cleanly(start_server):

@@ -231,6 +231,30 @@ def test_a_bad_queue_name_is_a_client_error_that_closes(client, server, key):
     assert list(server.config.data_dir.iterdir()) == []
 
 
+def test_uptime_and_total_connections_count_up(server, connect):
+    first = connect(server.port)
+    before = first.stats()
+    time.sleep(1.1)
+    for _ in range(3):
+        connect(server.port).stats()
+    after = first.stats()
+    assert int(after["uptime"]) >= int(before["uptime"]) + 1
+    assert int(after["total_connections"]) == int(before["total_connections"]) + 3
+
+
+def test_age_is_how_long_the_last_item_removed_had_waited(client):
+    client.set("q", b"waits")
+    time.sleep(0.3)
+    assert client.get("q") == b"waits"
+    assert 300 <= int(client.stats()["queue_q_age"]) < 5000  # milliseconds
+
+
+def test_the_largest_item_by_default_is_memcacheds_1_mib(client):
+    assert client.set("q", b"x" * (1024 * 1024 + 1)) == b"NOT_STORED\r\n"
+    assert client.set("q", b"x" * (1024 * 1024)) == b"STORED\r\n"
+    assert len(client.get("q")) == 1024 * 1024
+
+
 def test_set_and_get_create_queues_delete_flush_and_stats_do_not(client, server):
     client.request(b"delete d\r\n")
     client.request(b"flush f\r\n")
