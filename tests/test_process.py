@@ -1,6 +1,7 @@
 """lab.process: start, wait until ready, stop the whole process group."""
 
 import os
+import signal
 import sys
 import textwrap
 
@@ -46,9 +47,13 @@ def test_free_port_is_free_and_bindable():
 def test_start_waits_until_the_port_answers_and_stop_ends_it():
     port = free_port()
     process = ManagedProcess("listener", listener_script(port), port=port)
-    with process:
+    process.start()
+    try:
         assert process.alive
         assert port_answers("127.0.0.1", port)
+    finally:
+        exit_code = process.stop()
+    assert exit_code == -signal.SIGTERM  # asked politely first: TERM, not KILL
     assert not process.alive
     assert not port_answers("127.0.0.1", port)
 

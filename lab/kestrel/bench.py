@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from lab.kestrel.testing import kestrel_process
 from lab.process import ManagedProcess, free_port
+from lab.redis_server import redis_server_binary
 
 PAYLOAD = b"x" * 1024
 
@@ -265,7 +265,7 @@ def start_server(server: str, fsync: str, data_dir: Path) -> ManagedProcess:
     port = free_port()
     persistence = (["--appendonly", "yes", "--appendfsync", "always"] if fsync == "always"
                    else ["--appendonly", "no"])
-    return ManagedProcess("redis", [shutil.which("redis-server") or "redis-server", "--port",
+    return ManagedProcess("redis", [redis_server_binary(), "--bind", "127.0.0.1", "--port",
                                     str(port), "--save", "", "--dir", str(data_dir),
                                     *persistence], port=port).start()
 

@@ -67,6 +67,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Cache-Control", "no-store")
+            if getattr(self, "waited_ms", None) is not None:
+                self.send_header("X-Latency-Ms", f"{self.waited_ms:.3f}")
+                self.waited_ms = None
             self.end_headers()
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
@@ -135,7 +138,9 @@ class Handler(BaseHTTPRequestHandler):
             self.state.count_rejection("refuse")
             self.close_connection = True
             return
-        time.sleep(self.state.latency_seconds(mode))
+        latency = self.state.latency_seconds(mode)
+        time.sleep(latency)
+        self.waited_ms = latency * 1000  # sent back as X-Latency-Ms, so tests can check the draw
         mode = self.state.wait_out_hang(self.client_gone)  # it may have started hanging meanwhile
         if mode == "abandoned":
             self.close_connection = True

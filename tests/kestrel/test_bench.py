@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from lab.kestrel import bench
+from lab.redis_server import NoRedisServer, redis_server_binary
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="the benchmark compares against redis-server")
+
+
+def no_redis_server() -> bool:
+    try:
+        redis_server_binary()
+    except NoRedisServer:
+        return True
+    return False
+
+
+pytestmark = pytest.mark.skipif(no_redis_server(), reason="the benchmark compares against redis-server")
 
 
 def test_the_benchmark_moves_every_item_and_writes_its_rows(capsys):

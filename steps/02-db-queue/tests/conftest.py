@@ -99,7 +99,10 @@ def _server_database(backend: str):
         admin, _ = dialects.connect(admin_url)
     except Exception as error:  # the server is not there: say how to point the tests at one
         variable = f"TWITPIC_TEST_{backend.upper()}_URL"
-        pytest.skip(f"{backend} is not reachable at {admin_url} ({error.__class__.__name__}); set {variable}")
+        pytest.skip(
+            f"{backend} is not reachable at {admin_url} ({error.__class__.__name__}): start one, or set "
+            f"{variable} to a server where you may create databases (docs/setup.md says how)"
+        )
     name = f"twitpic_test_{uuid.uuid4().hex[:12]}"
     admin.cursor().execute(f"CREATE DATABASE {name}")
     url = admin_url.rsplit("/", 1)[0] + "/" + name
