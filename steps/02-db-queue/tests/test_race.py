@@ -213,7 +213,7 @@ def test_retry_delays_grow_and_are_capped():
 
 # -- many workers, many jobs -----------------------------------------------------------------
 
-DRAIN_JOBS = 400
+DRAIN_JOBS = 2000
 DRAIN_WORKERS = 4
 
 
