@@ -88,23 +88,42 @@ def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, tw
     for body in bodies:
         assert site.comment(photo, body).status_code == 303
     wait_until(lambda: site.queue_status()["breaker_open"], timeout=10, what="the breaker opened")
+    # Its cool-down here is only a second (10 s x 0.1): hold it open while we look.
+    from twitpic.tasks import breaker_for
+
+    breaker = breaker_for(queue_for(site).connection, {"TIME_SCALE": float(site.env["WORKBOOK_TIME_SCALE"])})
+    breaker.redis.pexpire(breaker.open_key, 5000)
+    # Calls that were on their way when it opened still land; after them, none.
+    calls = settled(lambda: twitter.stats()["rejected"]["down"], quiet=0.2)
 
     # Open: the workers take no job and nobody calls Twitter; new tweets wait in the queue.
-    calls = twitter.stats()["rejected"]["down"]
     waiting = [f"while open {n}" for n in range(3)]
     for body in waiting:
         assert site.comment(photo, body).status_code == 303
-    time.sleep(0.3)  # a third of the cool-down (10 s x 0.1)
-    status = site.queue_status()
-    assert status["breaker_open"]
-    assert status["queued"] >= len(waiting)  # what `rq info` shows as the queue's depth
+    wait_until(lambda: site.queue_status()["queued"] >= len(waiting), timeout=2, what="tweets queued")
+    time.sleep(0.3)
+    assert site.queue_status()["breaker_open"]
     assert twitter.stats()["rejected"]["down"] == calls
     bodies += waiting
+    breaker.redis.pexpire(breaker.open_key, 1)  # let it cool down now
 
     twitter.set_mode("up")
     found = twitter.tweets_starting_with(bodies, seconds=drain_seconds + 10)
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
     assert not site.queue_status()["breaker_open"]
+
+
+def settled(read, quiet: float, timeout: float = 3.0):
+    """`read()`'s value once it has stayed the same for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = read()
+        if again == value:
+            return value
+        value = again
+    raise TimeoutError(f"still changing after {timeout} s")
 
 
 def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch, caplog):
