@@ -293,32 +293,57 @@ def run_one(server: str, workload: str, fsync: str, items: int, clients: int) ->
             "p99_ms": round(percentile(latencies, 0.99), 3)}
 
 
-def run_benchmark(put_many_items: int, clients: int, flood_items: int) -> list[dict]:
-    """Every workload on both servers; prints one line per workload and fsync policy."""
+def run_benchmark(put_many_items: int, clients: int, flood_items: int, rounds: int = 1) -> list[dict]:
+    """Every workload on both servers, `rounds` times each, taking turns; for each server, the
+    round with the median throughput. Prints one line per workload and fsync policy."""
     rows = []
     for workload, items in (("put-many", put_many_items), ("flood", flood_items)):
         for fsync in ("always", "never"):
-            ours, redis = (run_one(server, workload, fsync, items, clients)
-                           for server in ("kestrel", "redis"))
+            runs: dict[str, list[dict]] = {"kestrel": [], "redis": []}
+            for _ in range(rounds):  # turn about, so that a noisy moment hits both servers alike
+                for server in ("kestrel", "redis"):
+                    runs[server].append(run_one(server, workload, fsync, items, clients))
+            ours, redis = (median_run(runs[server]) for server in ("kestrel", "redis"))
             rows += [ours, redis]
-            print(f"{workload:9} fsync={fsync:6} kestrel {ours['items_per_s']:>6} items/s"
-                  f"  p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms"
-                  f" | redis {redis['items_per_s']:>6} items/s  p50 {redis['p50_ms']:6.2f} ms"
-                  f"  p99 {redis['p99_ms']:6.2f} ms"
-                  f" (ratio {ours['items_per_s'] / redis['items_per_s']:.2f})", flush=True)
+            print(result_line(ours, redis), flush=True)
     return rows
+
+
+def median_run(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda row: row["items_per_s"])
+    row = dict(ordered[len(ordered) // 2])
+    row["rounds"] = len(runs)
+    row["moved"] = min(run["moved"] for run in runs)  # every round must move every item
+    return row
+
+
+def result_line(ours: dict, redis: dict) -> str:
+    return (f"{ours['workload']:9} fsync={ours['fsync']:6} kestrel {ours['items_per_s']:>6} items/s"
+            f"  p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms"
+            f" | redis {redis['items_per_s']:>6} items/s  p50 {redis['p50_ms']:6.2f} ms"
+            f"  p99 {redis['p99_ms']:6.2f} ms"
+            f" (ratio {ours['items_per_s'] / redis['items_per_s']:.2f})")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbook bench kestrel")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the items")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for kestrel.json")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the items, one round")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="runs of each workload per server, taking turns; the median is shown "
+                             "(default 3, 1 with --quick)")
+    parser.add_argument("--out", type=Path, default=Path("."),
+                        help="folder for kestrel.json and kestrel.txt (the printed table)")
     args = parser.parse_args(argv)
     scale = 10 if args.quick else 1
-    rows = run_benchmark(100_000 // scale, 100, 10_000 // scale)
+    rounds = args.rounds or (1 if args.quick else 3)
+    if rounds < 1:
+        parser.error("--rounds must be at least 1")
+    rows = run_benchmark(100_000 // scale, 100, 10_000 // scale, rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kestrel.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"wrote {args.out / 'kestrel.json'}")
+    table = [result_line(rows[n], rows[n + 1]) for n in range(0, len(rows), 2)]
+    (args.out / "kestrel.txt").write_text("\n".join(table) + "\n")
+    print(f"wrote {args.out / 'kestrel.json'} and {args.out / 'kestrel.txt'}")
     missing = [row for row in rows if row["moved"] != row["items"]]
     for row in missing:
         print(f"{row['server']} {row['workload']} fsync={row['fsync']}: only {row['moved']} of"

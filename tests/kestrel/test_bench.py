@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(no_redis_server(), reason="the benchmark compare
 
 
 def test_the_benchmark_moves_every_item_and_writes_its_rows(capsys):
-    rows = bench.run_benchmark(put_many_items=120, clients=7, flood_items=40)
+    rows = bench.run_benchmark(put_many_items=120, clients=7, flood_items=40, rounds=2)
     assert [(row["workload"], row["fsync"], row["server"]) for row in rows] == [
         (workload, fsync, server)
         for workload in ("put-many", "flood")
@@ -32,14 +32,22 @@ def test_the_benchmark_moves_every_item_and_writes_its_rows(capsys):
     for row in rows:
         assert row["moved"] == row["items"] == (120 if row["workload"] == "put-many" else 40)
         assert row["items_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["rounds"] == 2
     printed = capsys.readouterr().out
     assert printed.count("ratio") == 4 and "items/s" in printed
 
 
-def test_main_writes_kestrel_json(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "run_benchmark", lambda *counts: [
-        {"server": "kestrel", "workload": "put-many", "fsync": "always", "items": 10, "moved": 10,
-         "items_per_s": 1, "p50_ms": 1.0, "p99_ms": 2.0}])
+def test_main_writes_kestrel_json_and_the_printed_table(tmp_path, monkeypatch, capsys):
+    def two_rows(*counts):
+        return [
+            {"server": server, "workload": "put-many", "fsync": "always", "items": 10, "moved": 10,
+             "items_per_s": speed, "p50_ms": 1.0, "p99_ms": 2.0}
+            for server, speed in (("kestrel", 1), ("redis", 4))
+        ]
+
+    monkeypatch.setattr(bench, "run_benchmark", two_rows)
     assert bench.main(["--quick", "--out", str(tmp_path / "out")]) == 0
     rows = json.loads((tmp_path / "out" / "kestrel.json").read_text())
     assert set(rows[0]) >= {"server", "workload", "fsync", "items_per_s", "p50_ms", "p99_ms"}
+    table = (tmp_path / "out" / "kestrel.txt").read_text()
+    assert table.startswith("put-many  fsync=always kestrel      1 items/s") and "(ratio 0.25)" in table
