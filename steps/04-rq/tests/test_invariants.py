@@ -50,9 +50,13 @@ def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
     for body in bodies:
         assert site.comment(photo, body).status_code == 303  # the comment itself is saved
 
-    # The tweets wait as jobs, queued or scheduled for a retry; none reaches Twitter.
-    waiting = site.queue_status()
-    assert waiting["queued"] + waiting["started"] + waiting["scheduled"] == len(bodies)
+    # The tweets wait as jobs, queued or scheduled for a retry (a job between the two for a moment
+    # is in neither); none reaches Twitter.
+    wait_until(
+        lambda: (lambda s: s["queued"] + s["started"] + s["scheduled"])(site.queue_status()) == len(bodies),
+        timeout=5,
+        what="every tweet waiting as a job",
+    )
     assert twitter.ledger() == []
 
     twitter.set_mode("up")
