@@ -56,6 +56,26 @@ def wait_until(
         time.sleep(interval)
 
 
+def connects_to(pid: int, port: int) -> bool:
+    """Has process `pid` a TCP connection open to `port` on some host?"""
+    try:
+        return any(c.raddr and c.raddr.port == port for c in psutil.Process(pid).net_connections(kind="tcp"))
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def process_calling(pids: Callable[[], Sequence[int]], port: int, timeout: float = 10) -> int:
+    """The first of `pids()` (asked again and again) with a connection open to `port`: the process
+    whose call is held there right now. Raises AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in pids():
+            if connects_to(pid, port):
+                return pid
+        time.sleep(0.02)
+    raise AssertionError(f"no process is calling port {port}")
+
+
 class ManagedProcess:
     """A child process that the lab started and will stop.
 

@@ -16,6 +16,7 @@ from lab.process import LOCALHOST, ManagedProcess, free_port
 from lab.timescale import ENV_VAR as TIME_SCALE_ENV
 
 CONTROL_TIMEOUT = 5.0  # seconds; the control routes answer at once even while hanging
+SETTLE_SECONDS = 10.0  # how long a finished drain may take to go quiet
 
 
 class FakeTwitter:
@@ -106,19 +107,35 @@ class FakeTwitter:
     def ledger(self) -> list[dict]:
         return self._call("GET", "/_ledger")["tweets"]
 
-    def tweets_starting_with(self, prefixes, seconds: float = 0.0) -> dict[str, list[dict]]:
+    def tweets_starting_with(self, prefixes, seconds: float = 0.0, idle=None) -> dict[str, list[dict]]:
         """The tweets whose text starts with each prefix (then a space, as the site adds a link).
 
         Waits up to `seconds` for every prefix to have at least one tweet: background workers
-        may still be draining a backlog.
+        may still be draining a backlog. With `idle` (a function: is the stage's background work
+        done?), it then also waits until the system has settled: `idle()` is true and no call is
+        in flight here. Only then is the ledger read for the answer, so a second delivery that
+        lands a moment after the first is counted, not missed. A system that does not settle
+        within `seconds` (or SETTLE_SECONDS more) fails with AssertionError.
         """
         deadline = time.monotonic() + seconds
         while True:
-            ledger = self.ledger()
-            found = {p: [t for t in ledger if t["text"].startswith(p + " ")] for p in prefixes}
+            found = self._tweets_by_prefix(prefixes)
             if all(found.values()) or time.monotonic() >= deadline:
-                return found
+                break
             time.sleep(0.05)
+        if idle is None:
+            return found
+        deadline = max(deadline, time.monotonic() + SETTLE_SECONDS)
+        while not (self.stats()["in_flight"] == 0 and idle()):
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the system did not settle: {self.stats()['in_flight']} calls in flight")
+            time.sleep(0.05)
+        # Idle now, and nothing on its way to Twitter: what the ledger says is the whole outcome.
+        return self._tweets_by_prefix(prefixes)
+
+    def _tweets_by_prefix(self, prefixes) -> dict[str, list[dict]]:
+        ledger = self.ledger()
+        return {p: [t for t in ledger if t["text"].startswith(p + " ")] for p in prefixes}
 
     def stats(self) -> dict:
         return self._call("GET", "/_stats")

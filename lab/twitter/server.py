@@ -37,7 +37,7 @@ ROUTES = {
     ("GET", "/_control"): "the current mode, latency range, fail rate, time scale",
     ("POST", "/_control"): "change mode, latency_ms, fail_rate or reject_duplicates",
     ("GET", "/_ledger"): "every accepted tweet",
-    ("GET", "/_stats"): "counts: accepted, duplicates, rejected by reason",
+    ("GET", "/_stats"): "counts: accepted, duplicates, rejected by reason, received, in flight",
     ("POST", "/_reset"): "clear the ledger and the counts",
     ("GET", "/_users"): "the demo users and their tokens",
 }
@@ -120,8 +120,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- the API ----------------------------------------------------------------------------
 
-    # --8<-- [start:post_tweet]
     def post_tweet(self) -> None:
+        self.state.call_started()
+        try:
+            self.answer_tweet()
+        finally:
+            self.state.call_ended()  # answered, refused or dropped: no longer in flight
+
+    # --8<-- [start:post_tweet]
+    def answer_tweet(self) -> None:
         # Read the body first, whatever happens next: an unread body would be taken for the
         # next request on this keep-alive connection.
         try:

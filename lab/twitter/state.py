@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -93,6 +92,8 @@ class TwitterState:
     ledger: list[Tweet] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)  # by reason: down, flaky, refuse, ...
     held: int = 0  # requests waiting in `hang` right now
+    received: int = 0  # every POST /2/tweets that reached the API, answered or not
+    in_flight: int = 0  # of those, the ones not answered or dropped yet
     closing: bool = False
 
     def __post_init__(self) -> None:
@@ -150,6 +151,15 @@ class TwitterState:
             self._changed.notify_all()
 
     # -- what a request goes through --------------------------------------------------------
+
+    def call_started(self) -> None:
+        with self._changed:
+            self.received += 1
+            self.in_flight += 1
+
+    def call_ended(self) -> None:
+        with self._changed:
+            self.in_flight -= 1
 
     def wait_out_hang(self, client_gone) -> str:
         """Hold the caller while the mode is `hang`; return the mode it changed to.
@@ -225,6 +235,8 @@ class TwitterState:
                 "duplicates": sum(1 for tweet in self.ledger if tweet.duplicate),
                 "rejected": dict(self.rejected),
                 "held": self.held,
+                "received": self.received,
+                "in_flight": self.in_flight,
                 "mode": self.mode,
             }
 
@@ -232,6 +244,7 @@ class TwitterState:
         with self._changed:
             self.ledger.clear()
             self.rejected.clear()
+            self.received = 0  # the calls still in flight stay counted there
             self._seen.clear()
 
     def users_json(self) -> list[dict]:

@@ -116,7 +116,9 @@ def test_reset_clears_the_ledger_and_the_counts(twitter):
     twitter.reset()
 
     assert twitter.ledger() == []
-    assert twitter.stats() == {"accepted": 0, "duplicates": 0, "rejected": {}, "held": 0, "mode": "up"}
+    assert twitter.stats() == {
+        "accepted": 0, "duplicates": 0, "rejected": {}, "held": 0, "received": 0, "in_flight": 0, "mode": "up"
+    }
     assert post(twitter, {"text": "one"}).json()  # not a duplicate of a forgotten tweet
     assert twitter.stats()["duplicates"] == 0
 

@@ -121,6 +121,46 @@ def test_hang_answers_held_requests_when_the_mode_changes(twitter):
     assert [t["text"] for t in twitter.ledger()] == ["held"]
 
 
+def test_calls_are_counted_when_they_arrive_and_while_in_flight(twitter):
+    twitter.set_mode("hang")
+    answers = []
+    threads = [threading.Thread(target=lambda n=n: answers.append(post(twitter, f"held {n}", timeout=30))) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: twitter.state()["held"] == 3, timeout=5, what="three requests held")
+    assert (twitter.stats()["received"], twitter.stats()["in_flight"]) == (3, 3)
+
+    twitter.set_mode("up")
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert sorted(a.status_code for a in answers) == [201, 201, 201]
+    assert (twitter.stats()["received"], twitter.stats()["in_flight"]) == (3, 0)
+
+
+def test_a_late_second_delivery_is_counted_once_the_system_settles(twitter):
+    """`tweets_starting_with(..., idle=...)` reads the ledger only when nothing is on its way."""
+    post(twitter, "twice https://twitpic.example/1")
+    twitter.control(latency_ms=[500, 500])
+    late = threading.Thread(target=lambda: post(twitter, "twice https://twitpic.example/1", timeout=30))
+    late.start()
+    wait_until(lambda: twitter.stats()["in_flight"] == 1, timeout=5, what="the second delivery on its way")
+
+    found = twitter.tweets_starting_with(["twice"], seconds=5, idle=lambda: not late.is_alive())
+
+    assert len(found["twice"]) == 2
+    late.join()
+
+
+def test_a_system_that_never_settles_fails_the_wait(twitter, monkeypatch):
+    from lab.twitter import client
+
+    monkeypatch.setattr(client, "SETTLE_SECONDS", 0.2)
+    post(twitter, "done https://twitpic.example/1")
+    with pytest.raises(AssertionError, match="did not settle"):
+        twitter.tweets_starting_with(["done"], idle=lambda: False)
+
+
 def test_hang_holds_200_requests_while_control_and_ledger_answer_within_100ms(twitter):
     """The fake must never be the bottleneck: the stages' workers block, not the fake."""
     twitter.set_mode("hang")

@@ -47,6 +47,17 @@ class Site(SiteClient):
     def background_worker_pids(self) -> list[int]:
         return [child.pid for child in psutil.Process(self.worker.pid).children()]
 
+    def idle(self) -> bool:
+        """No job waits or runs: every one is done or failed."""
+        from twitpic.db import Database
+
+        db = Database(f"sqlite:///{self.data_dir / 'twitpic.sqlite3'}")  # the site's database
+        try:
+            row = db.one("SELECT COUNT(*) AS n FROM tweet_jobs WHERE status IN ('pending', 'claimed')")
+            return row["n"] == 0
+        finally:
+            db.close()
+
 
 @pytest.fixture(scope="module")
 def site(running_twitter, tmp_path_factory):

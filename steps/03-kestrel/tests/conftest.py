@@ -40,6 +40,11 @@ class Site(SiteClient):
         stats = read_stats("127.0.0.1", self.kestrel_port)
         return {name.removeprefix(prefix): int(value) for name, value in stats.items() if name.startswith(prefix)}
 
+    def idle(self) -> bool:
+        """No tweet waits in the queue or is being tried (open) by a worker."""
+        stats = self.queue_stats()
+        return stats.get("items", 0) + stats.get("open_transactions", 0) == 0
+
     def background_worker_pids(self) -> list[int]:
         return [child.pid for child in psutil.Process(self.processes["worker"].pid).children()]
 

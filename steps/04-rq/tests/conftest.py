@@ -36,8 +36,17 @@ class Site(SiteClient):
     def redis_url(self) -> str:
         return self.env["REDIS_URL"]
 
+    @property
+    def job_workers(self) -> int:
+        return int(self.env["WORKER_COUNT"])  # the RQ workers; `workers` counts the web workers
+
     def queue_status(self) -> dict:
         return requests.get(self.url("/status.json"), timeout=10).json()
+
+    def idle(self) -> bool:
+        """No job is queued, running or waiting to retry, and no worker is busy with one."""
+        status = self.queue_status()
+        return status["queued"] + status["started"] + status["scheduled"] + status["busy_workers"] == 0
 
     def background_worker_pids(self) -> list[int]:
         """Every process under the supervisor: the RQ workers and their work horses."""
@@ -45,8 +54,9 @@ class Site(SiteClient):
 
 
 @pytest.fixture(scope="module")
-def site(running_twitter, tmp_path_factory):
+def site(running_twitter, tmp_path_factory, request):
     data_dir = tmp_path_factory.mktemp("data")
+    time_scale = getattr(request.module, "TIME_SCALE", TIME_SCALE)  # a module may run its story faster
     env = stage_environment(
         data_dir=data_dir,
         workers=WEB_WORKERS,
@@ -55,7 +65,7 @@ def site(running_twitter, tmp_path_factory):
         twitter_control_port=running_twitter.control_port,
         kestrel_port=free_port(),
     )
-    env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(TIME_SCALE), REDIS_PORT=str(free_port()))
+    env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(time_scale), REDIS_PORT=str(free_port()))
     env["REDIS_URL"] = f"redis://127.0.0.1:{env['REDIS_PORT']}/0"
     skip = {"twitter"}
     if own_redis_url():  # REDIS_URL: your own Redis instead of a private one (its data is wiped)
