@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from lab.process import wait_until
+
 STRATEGIES = ["naive", "locked", "skip-locked", "atomic"]
 
 
@@ -48,19 +50,13 @@ def posted(twitter, text):
     return len(twitter.tweets_starting_with([text])[text])
 
 
-def tolerant(barrier):
-    """A barrier wait that gives up after its timeout: a worker blocked by a lock never arrives."""
-
-    def wait():
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
-
-    return wait
-
-
 # -- the race, forced ------------------------------------------------------------------------
+
+
+# Which strategies let the second worker into the window while the first is in it. Under the
+# global lock the second waits for the lock before it can even read: it never gets in.
+BOTH_IN_THE_WINDOW = {"naive": True, "atomic": True, "skip-locked": True, "locked": False}
+LOCKED_OUT_SECONDS = 0.5  # how long the first worker waits in the window for one that is locked out
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -70,26 +66,73 @@ def test_two_workers_in_the_race_window(database_url, twitter, strategy):
     from twitpic.worker import Worker
 
     enqueue(database_url, ["one job"])
-    barrier = threading.Barrier(2, timeout=0.5)
+    ready = threading.Barrier(2, timeout=10)  # both connected, both about to claim: never broken
+    window = threading.Barrier(2, timeout=10 if BOTH_IN_THE_WINDOW[strategy] else LOCKED_OUT_SECONDS)
+    met = []  # for each worker: did both meet in the window?
+
+    def in_the_window():
+        try:
+            window.wait()
+            met.append(True)
+        except threading.BrokenBarrierError:
+            met.append(False)
 
     def one_worker(_):
-        worker = Worker(settings_for(database_url, twitter, strategy), between=tolerant(barrier))
+        worker = Worker(settings_for(database_url, twitter, strategy), between=in_the_window)
         try:
+            ready.wait()
             return worker.run_once()
         finally:
             worker.close()
 
     if strategy == "skip-locked" and database_url.startswith("sqlite"):
+        worker = Worker(settings_for(database_url, twitter, strategy))
         with pytest.raises(StrategyNotSupported, match="needs PostgreSQL or MariaDB"):
-            one_worker(0)
+            worker.run_once()
+        worker.close()
         return
     with ThreadPoolExecutor(2) as pool:
         claimed = list(pool.map(one_worker, range(2)))
 
+    # The race really was run: both workers in the window at once, or one kept out by the lock.
+    assert met == [BOTH_IN_THE_WINDOW[strategy]] * 2
     expected = 2 if strategy == "naive" else 1
     assert claimed.count(True) == expected
     assert posted(twitter, "one job") == expected
     assert [row["status"] for row in job_rows(database_url)] == ["done"]
+
+
+def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(tmp_path, twitter, monkeypatch, caplog):
+    """SQLite's waiting is not fair: held across every post, the lock can pass one worker by for
+    longer than SQLite's busy timeout. That worker must keep waiting, not die of it."""
+    from twitpic import dialects
+    from twitpic.db import Database, init_db
+    from twitpic.worker import Worker
+
+    monkeypatch.setattr(dialects, "SQLITE_BUSY_TIMEOUT", 0.1)
+    url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    init_db(url)
+    enqueue(url, ["starved"])
+    others = Database(url)
+    others.execute("BEGIN IMMEDIATE")  # the other workers hold the lock, long past the busy timeout
+
+    def starved_worker():
+        worker = Worker(settings_for(url, twitter, "locked"))
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            claimed = pool.submit(starved_worker)
+            wait_until(lambda: claimed.done() or caplog.text.count("still waiting for the database's write lock") >= 3,
+                       timeout=10, what="the worker waiting past the busy timeout, three times")
+            others.execute("COMMIT")
+            assert claimed.result(timeout=10) is True
+    finally:
+        others.close()
+    assert posted(twitter, "starved") == 1
 
 
 # -- the PostgreSQL trap ----------------------------------------------------------------------

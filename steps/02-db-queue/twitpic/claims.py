@@ -90,7 +90,8 @@ def global_lock(db: Database):
         finally:
             db.execute("UNLOCK TABLES")
     elif db.dialect is dialects.SQLITE:
-        with db.transaction("BEGIN IMMEDIATE"):  # the database's single write lock
+        # The database's single write lock. A worker starved of it waits on: it must never die.
+        with db.transaction("BEGIN IMMEDIATE", wait=True):
             yield
     else:  # PostgreSQL: every worker waits for the row lock on the oldest job
         with db.transaction():

@@ -6,6 +6,7 @@ job are saved together or not at all.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from flask import Flask, current_app, g
 from . import dialects
 
 WAL_ATTEMPTS = 100  # 50 ms apart: five seconds for the processes starting beside this one
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -41,8 +44,18 @@ class Database:
         return self.execute(statement, params).lastrowid
 
     @contextmanager
-    def transaction(self, begin: str = "BEGIN"):
-        self.execute(begin)
+    def transaction(self, begin: str = "BEGIN", wait: bool = False):
+        """With `wait`, a BEGIN that gave up on SQLite's write lock (its busy timeout) asks again,
+        for as long as it takes: SQLite's waiting is not fair, and a process can lose the lock to
+        the others again and again."""
+        while True:
+            try:
+                self.execute(begin)
+                break
+            except sqlite3.OperationalError as error:
+                if not (wait and "locked" in str(error)):
+                    raise
+                log.warning("still waiting for the database's write lock")
         try:
             yield self
         except BaseException:

@@ -9,6 +9,8 @@ import sqlite3
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
+SQLITE_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's write lock
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -49,7 +51,7 @@ def connect(url: str):
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
         path = url.removeprefix("sqlite:///")
-        conn = sqlite3.connect(path, timeout=10, isolation_level=None)  # we BEGIN ourselves
+        conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)  # we BEGIN ourselves
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         return conn, SQLITE
