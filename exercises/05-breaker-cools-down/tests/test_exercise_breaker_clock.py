@@ -1,5 +1,5 @@
-"""The breaker's two clocks: failures count only within a window, and an open breaker closes by
-itself after its cool-down, so that the next jobs try Twitter again (half-open, loosely).
+"""The breaker's two clocks: failures count only within a window, and an open breaker lets a
+trial call through by itself after its cool-down (half-open), and closes when that call works.
 """
 
 import time
@@ -19,7 +19,9 @@ def breaker(tmp_path):
     from twitpic.breaker import CircuitBreaker
 
     with RedisServer(tmp_path / "redis") as server, redis.Redis.from_url(server.url) as connection:
-        yield CircuitBreaker(connection, "twitter", threshold=THRESHOLD, window=WINDOW, cooldown=COOLDOWN)
+        yield CircuitBreaker(
+            connection, "twitter", threshold=THRESHOLD, window=WINDOW, cooldown=COOLDOWN, trial=COOLDOWN
+        )
 
 
 def test_failures_older_than_the_window_are_forgotten(breaker):
@@ -30,7 +32,7 @@ def test_failures_older_than_the_window_are_forgotten(breaker):
     assert not breaker.is_open(), f"failures from more than {WINDOW} s ago still counted"
 
 
-def test_an_open_breaker_closes_after_its_cooldown(breaker):
+def test_an_open_breaker_lets_one_trial_call_through_after_its_cooldown(breaker):
     from twitpic.breaker import CircuitOpen
 
     for _ in range(THRESHOLD):
@@ -39,7 +41,11 @@ def test_an_open_breaker_closes_after_its_cooldown(breaker):
         breaker.check()  # open: the job fails fast, Twitter is left alone
 
     time.sleep(COOLDOWN + PAST)
+    breaker.check()  # half-open: this call is the trial, and it may go ahead...
+    with pytest.raises(CircuitOpen, match="trial"):
+        breaker.check()  # ...while the others wait for it
+    breaker.record_success()  # Twitter answered it: closed
     assert not breaker.is_open(), f"the breaker was still open {COOLDOWN + PAST} s after it opened"
-    breaker.check()  # closed again: the next job calls Twitter
+    breaker.check()
     breaker.record_failure()
     assert not breaker.is_open()  # the count started afresh: one failure does not open it

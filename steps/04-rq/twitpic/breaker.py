@@ -4,11 +4,12 @@ RQ runs each job in a freshly forked process, so a breaker kept in memory would 
 with no failures counted, for every single job: it would never trip. Counting in Redis makes the
 failures of all workers add up.
 
-closed: calls go through; each failure is counted, and `threshold` failures within `window`
-        seconds open the breaker.
-open:   for `cooldown` seconds no call is made at all: the workers take no job, and a job that
-        meets the open breaker goes back to wait without spending one of its retries.
-after:  the counts start afresh, so the next calls test Twitter again (half-open, loosely).
+closed:    calls go through; each failure is counted, and `threshold` failures within `window`
+           seconds open the breaker.
+open:      for `cooldown` seconds no call is made at all: the workers take no job, and a job that
+           meets the open breaker goes back to wait without spending one of its retries.
+half-open: after the cool-down, one call (the trial) may test Twitter while the others wait. If
+           it works, the breaker closes; if it fails, the breaker opens again at once.
 """
 
 from __future__ import annotations
@@ -22,35 +23,52 @@ class CircuitOpen(Exception):
 
 # --8<-- [start:breaker]
 class CircuitBreaker:
-    def __init__(self, connection: redis.Redis, name: str, threshold: int, window: float, cooldown: float):
+    def __init__(
+        self, connection: redis.Redis, name: str, threshold: int, window: float, cooldown: float, trial: float
+    ):
         self.redis = connection
         self.failures_key = f"breaker:{name}:failures"
-        self.open_key = f"breaker:{name}:open"
-        self.threshold, self.window, self.cooldown = threshold, window, cooldown
+        self.open_key = f"breaker:{name}:open"  # exists while open: Redis expires it after the cool-down
+        self.tripped_key = f"breaker:{name}:tripped"  # exists from opening until a call works again
+        self.trial_key = f"breaker:{name}:trial"  # exists while the one trial call is under way
+        self.threshold, self.window, self.cooldown, self.trial = threshold, window, cooldown, trial
 
     def check(self) -> None:
-        """Raise CircuitOpen while the breaker is open: do not even try."""
+        """Raise CircuitOpen unless this call may go ahead now."""
         if self.redis.exists(self.open_key):
             raise CircuitOpen("Twitter is failing: the circuit breaker is open")
+        if self.redis.exists(self.tripped_key) and not self.redis.set(self.trial_key, 1, px=ms(self.trial), nx=True):
+            raise CircuitOpen("one trial call is testing Twitter: the others wait for it")
 
     def record_failure(self) -> None:
+        if self.redis.exists(self.tripped_key):
+            return self._open()  # half-open, and Twitter still fails: open again at once
         with self.redis.pipeline() as pipe:  # MULTI/EXEC: both or neither
-            pipe.set(self.failures_key, 0, px=max(1, int(self.window * 1000)), nx=True)  # the first starts the window
+            pipe.set(self.failures_key, 0, px=ms(self.window), nx=True)  # the first starts the window
             pipe.incr(self.failures_key)  # keeps the key's time to live
             _, failures = pipe.execute()
         if failures >= self.threshold:
-            with self.redis.pipeline() as pipe:
-                pipe.set(self.open_key, failures, px=max(1, int(self.cooldown * 1000)))
-                pipe.delete(self.failures_key)
-                pipe.execute()
+            self._open()
+
+    def _open(self) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.set(self.open_key, 1, px=ms(self.cooldown))
+            pipe.set(self.tripped_key, 1)
+            pipe.delete(self.failures_key, self.trial_key)
+            pipe.execute()
 
     def record_success(self) -> None:
-        self.redis.delete(self.failures_key)
+        self.redis.delete(self.failures_key, self.tripped_key, self.trial_key)  # closed
 
     def is_open(self) -> bool:
-        return bool(self.redis.exists(self.open_key))
+        """Is every call held back now: open, or a trial call under way?"""
+        return self.redis.exists(self.open_key, self.trial_key) > 0
 
     def seconds_left(self) -> float:
-        """How long the breaker stays open (0 when closed)."""
+        """How long the breaker stays open (0 when closed or half-open)."""
         return max(0, self.redis.pttl(self.open_key)) / 1000
+
+
+def ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 # --8<-- [end:breaker]

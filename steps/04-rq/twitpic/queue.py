@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 TWEETS = "tweets"
 JOB = "twitpic.tasks.post_tweet_job"  # the function a worker runs, by name
+JOB_TIMEOUT = 20  # seconds: RQ kills a job's work horse after this, whatever it is doing
 
 
 def connect(url: str) -> redis.Redis:
@@ -32,6 +33,10 @@ def tweets_queue(connection: redis.Redis) -> Queue:
 
 def job_id_for(tweet_id: str) -> str:
     return f"tweet-{tweet_id}"
+
+
+def job_timeout(time_scale: float) -> int:
+    return max(1, round(JOB_TIMEOUT * time_scale))  # RQ counts in whole seconds
 
 
 # --8<-- [start:retry]
@@ -55,7 +60,7 @@ def enqueue_tweet(queue: Queue, username: str, text: str, time_scale: float = 1.
         job_id=job_id_for(tweet_id),
         unique=True,  # a second job with this id is refused, atomically, by Redis
         retry=retry_policy(time_scale),
-        job_timeout=max(1, round(20 * time_scale)),  # a hung call cannot hold a worker forever
+        job_timeout=job_timeout(time_scale),  # nothing holds a worker forever
         failure_ttl=7 * 24 * 3600,  # failed jobs stay a week for a person to look at and requeue
     )
     return tweet_id

@@ -1,23 +1,26 @@
 """A small status page: the queue's depth, its registries, and the workers, from RQ's own records."""
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from .breaker import CircuitBreaker
 from .queue import get_queue
+from .tasks import breaker_for
 
 bp = Blueprint("status", __name__)
 
 
 def queue_status(queue) -> dict:
+    workers = Worker.all(queue=queue)
     return {
         "queued": queue.count,
         "started": StartedJobRegistry(queue=queue).count,
         "scheduled": ScheduledJobRegistry(queue=queue).count,  # waiting for a retry
         "failed": FailedJobRegistry(queue=queue).count,
-        "workers": sorted(worker.name for worker in Worker.all(queue=queue)),
-        "breaker_open": CircuitBreaker(queue.connection, "twitter", 1, 1, 1).is_open(),
+        "workers": sorted(worker.name for worker in workers),
+        "busy_workers": sum(worker.get_state() == "busy" for worker in workers),
+        "paused_workers": sum(worker.get_state() == "suspended" for worker in workers),  # by the breaker
+        "breaker_open": breaker_for(queue.connection, {"TIME_SCALE": current_app.config["TIME_SCALE"]}).is_open(),
     }
 
 

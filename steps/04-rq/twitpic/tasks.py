@@ -8,10 +8,15 @@ from rq import get_current_job
 
 from .breaker import CircuitBreaker, CircuitOpen
 from .db import Database
+from .queue import JOB_TIMEOUT, job_timeout
 from .settings import settings_from_environment
-from .twitter import DuplicateTweet, TweetRejected, TwitterError, post_tweet
+from .twitter import DuplicateTweet, TweetRejected, TwitterError, TwitterUnavailable, post_tweet
 
 log = logging.getLogger("twitpic.tasks")
+
+# Seconds a call to Twitter may take, well inside the job's timeout: a hung call ends here, as a
+# Twitter failure that the breaker counts, not as the job being killed.
+CALL_TIMEOUT = JOB_TIMEOUT / 2
 
 
 class PoisonJob(Exception):
@@ -20,7 +25,10 @@ class PoisonJob(Exception):
 
 def breaker_for(connection, settings: dict) -> CircuitBreaker:
     scale = settings["TIME_SCALE"]
-    return CircuitBreaker(connection, "twitter", threshold=5, window=30 * scale, cooldown=10 * scale)
+    return CircuitBreaker(
+        connection, "twitter", threshold=5, window=30 * scale, cooldown=30 * scale,
+        trial=job_timeout(scale),  # by then the trial's job has ended, one way or another
+    )
 
 
 # --8<-- [start:job]
@@ -43,16 +51,21 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | None:
             raise
         try:
             twitter_id = post_tweet(
-                settings["TWITTER_API_URL"], user["twitter_token"], text, 30 * settings["TIME_SCALE"]
+                settings["TWITTER_API_URL"], user["twitter_token"], text, CALL_TIMEOUT * settings["TIME_SCALE"]
             )
         except DuplicateTweet:
             twitter_id = None  # posted before, by a worker that died before recording it
         except TweetRejected as error:
+            breaker.record_success()  # Twitter answered: it works, it just will not take this one
             no_retry(job)
             raise PoisonJob(str(error)) from error
+        except TwitterUnavailable:
+            breaker.record_failure()
+            give_back_retry(job)  # down, hung or overloaded: that says nothing about this tweet
+            raise  # RQ tries it again after the job's interval
         except TwitterError:
             breaker.record_failure()
-            raise  # RQ retries it, after the job's next interval
+            raise  # RQ retries it, after the job's next interval, and counts the try
         breaker.record_success()
         record_posted(db, tweet_id, twitter_id)
         return twitter_id

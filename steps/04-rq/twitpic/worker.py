@@ -11,9 +11,11 @@ queue, where `rq info` shows them, until Twitter is worth calling again.
 
 What RQ does not do by default: when a whole worker is killed (SIGKILL, out of memory), its job
 stays "started" until the job's heartbeat runs out (at least 60 s) and a maintenance pass (every
-10 minutes by default) finds it abandoned. The supervisor here knows at once that a worker died,
-so it hands that worker's jobs to RQ's abandoned-job handling straight away: retried if the job
-has retries left, failed otherwise.
+10 minutes by default) finds it abandoned. The wait is on purpose: the work horse runs in a process
+group of its own, so it outlives its worker and may still be posting the tweet; only after the
+job's timeout can RQ be sure it has ended. The supervisor here knows at once that a worker died,
+so it ends that worker's work horse first, waits until it is gone, and then hands the job to RQ's
+abandoned-job handling straight away: retried if the job has retries left, failed otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import sys
 import time
 
+import psutil
 from rq import Worker
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -42,6 +45,10 @@ def worker_name(pid: int) -> str:
     return f"tweets-worker-{pid}"
 
 
+def horse_key(worker: str) -> str:
+    return f"twitpic:horse:{worker}"  # "pid start-time" of the work horse running this worker's job
+
+
 # --8<-- [start:pause]
 class TweetWorker(Worker):
     """An RQ worker that takes no job while the shared breaker is open: the jobs wait in the queue."""
@@ -49,10 +56,27 @@ class TweetWorker(Worker):
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         breaker = breaker_for(self.connection, settings_from_environment())
         while breaker.is_open():
+            self.set_state("suspended")  # what `rq info` and /status show meanwhile
             self.heartbeat()  # still alive, just waiting
             time.sleep(min(1.0, max(0.05, breaker.seconds_left())))
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 # --8<-- [end:pause]
+
+    # --8<-- [start:horse]
+    def main_work_horse(self, job, queue):
+        """In the work horse, before the job: write down who runs it, then check the worker lives."""
+        me = psutil.Process()
+        self.connection.set(horse_key(self.name), f"{me.pid} {me.create_time()}")
+        if os.getppid() != self.pid:
+            os._exit(1)  # the worker died a moment ago; the supervisor hands the job back
+        super().main_work_horse(job, queue)
+
+    def execute_job(self, job, queue):
+        try:
+            super().execute_job(job, queue)  # fork the horse, wait for it to finish
+        finally:
+            self.connection.delete(horse_key(self.name))
+    # --8<-- [end:horse]
 
 
 def _work(redis_url: str, maintenance_interval: int) -> None:
@@ -70,14 +94,40 @@ def _work(redis_url: str, maintenance_interval: int) -> None:
 
 
 # --8<-- [start:recover]
+def end_horse_of(dead_worker: str, connection) -> None:
+    """Kill a dead worker's work horse, if it has one, and wait until it is gone.
+
+    The horse wrote its pid before it began, and checked its worker was alive after that. So
+    either its pid is here, or it found its worker dead and left without running the job.
+    """
+    written = connection.get(horse_key(dead_worker))
+    if written is None:
+        return
+    pid, started = written.decode().split()
+    try:
+        horse = psutil.Process(int(pid))
+        if horse.create_time() != float(started):
+            raise psutil.NoSuchProcess(horse.pid)  # that horse is long gone; its pid is someone else's
+        horse.kill()
+        while horse.status() != psutil.STATUS_ZOMBIE:  # a zombie runs no code: it is gone
+            time.sleep(0.01)
+    except psutil.NoSuchProcess:
+        pass
+    connection.delete(horse_key(dead_worker))
+
+
 def recover_jobs_of(dead_worker: str, redis_url: str) -> list[str]:
     """Hand a dead worker's running jobs to RQ's abandoned-job handling now, not minutes later."""
     connection = queue.connect(redis_url)
+    end_horse_of(dead_worker, connection)  # first: one job must never run twice at once
     registry = StartedJobRegistry(queue=queue.tweets_queue(connection))
     executions = [key.decode() for key in connection.smembers(f"rq:worker:{dead_worker}:executions")]
     if executions:
         connection.zadd(registry.key, {key: 0 for key in executions}, xx=True)  # expired long ago
         registry.cleanup()  # retried if it has retries left, else moved to the failed registry
+    dead = Worker.find_by_key(Worker.redis_worker_namespace_prefix + dead_worker, connection=connection)
+    if dead is not None:
+        dead.register_death()  # no longer listed by `rq info` as a worker, busy with that job
     connection.close()
     return [key.split(":", 1)[0] for key in executions]
 # --8<-- [end:recover]

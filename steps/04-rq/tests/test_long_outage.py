@@ -1,0 +1,49 @@
+"""The case study's outage: Twitter hangs for ten minutes while people keep commenting.
+
+Here the story runs 50 times faster than life (ten story-minutes take 12 s): a call gives up
+after 10 story-seconds, the breaker cools down for 30.
+"""
+
+import time
+
+from lab.process import wait_until
+
+TIME_SCALE = 0.02  # this module's site (see the `site` fixture)
+HANG_STORY_SECONDS = 600
+
+
+def test_a_long_hang_opens_the_breaker_and_every_tweet_is_posted_once_after(site, twitter, photo):
+    from twitpic.tasks import CALL_TIMEOUT, breaker_for
+
+    breaker = breaker_for(None, {"TIME_SCALE": TIME_SCALE})  # only its settings, for the bounds
+    failed = site.queue_status()["failed"]
+    twitter.set_mode("hang")
+    bodies = [f"in the long hang {n}" for n in range(8)]
+    for body in bodies:
+        assert site.comment(photo, body).status_code == 303
+
+    # A handful of calls, each given up after its timeout, open the breaker: those that counted
+    # towards it, and those of the other workers already under way.
+    wait_until(lambda: site.queue_status()["breaker_open"], timeout=5, what="the breaker opened")
+    assert twitter.stats()["received"] <= breaker.threshold + site.job_workers - 1
+
+    # People keep commenting through the hang; the calls Twitter sees are the trial calls, one
+    # after each cool-down, where a breaker-less site would call it four at a time without pause.
+    started = time.monotonic()
+    while time.monotonic() - started < HANG_STORY_SECONDS * TIME_SCALE:
+        body = f"in the long hang {len(bodies)}"
+        assert site.comment(photo, body).status_code == 303
+        bodies.append(body)
+        time.sleep(15 * TIME_SCALE)  # a comment every 15 story-seconds
+    calls = twitter.stats()["received"]
+    hung = time.monotonic() - started
+    print(f"{calls} calls in {hung:.1f} s of hang, {len(bodies)} comments")
+    trials = hung / (breaker.cooldown + CALL_TIMEOUT * TIME_SCALE) + 1
+    assert calls <= breaker.threshold + site.job_workers - 1 + trials, f"{calls} calls in {hung:.1f} s"
+    assert twitter.ledger() == []
+
+    twitter.set_mode("up")
+    found = twitter.tweets_starting_with(bodies, seconds=10, idle=site.idle)
+
+    assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+    assert site.queue_status()["failed"] == failed  # ten minutes of hang cost no job its retries
