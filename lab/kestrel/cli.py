@@ -129,10 +129,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 async def serve(config: ServerConfig) -> None:
     server = KestrelServer(config)
-    await server.start()
     loop = asyncio.get_running_loop()
+    # Before the port opens: whoever sees it answer may signal at once, and must get a clean stop.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.request_shutdown)
+    await server.start()
     await server.wait_stopped()
 
 

@@ -77,6 +77,8 @@ class KestrelServer:
             self._background.append(loop.create_task(self._drop_idle(self.config.idle_timeout)))
         log.info("listening on %s:%d, data in %s, fsync %s", self.config.host, self.port,
                  self.config.data_dir, fsync)
+        if self.stopping:  # asked to stop while starting: stop now that there is a listener to close
+            loop.create_task(self._shutdown())
 
     def next_client_id(self) -> int:
         return next(self._client_ids)
@@ -102,7 +104,8 @@ class KestrelServer:
     def request_shutdown(self) -> None:
         if not self.stopping:
             self.stopping = True
-            asyncio.get_running_loop().create_task(self._shutdown())
+            if self._listener is not None:  # else start() stops as soon as it is up
+                asyncio.get_running_loop().create_task(self._shutdown())
 
     async def _shutdown(self) -> None:
         log.info("shutting down")

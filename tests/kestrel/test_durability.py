@@ -10,7 +10,7 @@ import pytest
 
 from lab.kestrel.journal import encode_add
 from lab.kestrel.testing import RawClient, kestrel_argv, kestrel_process
-from lab.process import wait_until
+from lab.process import free_port, wait_until
 
 WRITERS = 4
 
@@ -168,6 +168,31 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         assert result.returncode == 1
         assert "cannot run" in result.stderr and "address already in use" in result.stderr.lower()
+
+
+SIGNALLED_WHILE_STARTING = """
+import os, signal, sys
+from lab.kestrel import cli, server
+
+start = server.KestrelServer.start
+
+async def start_after_a_signal(self):
+    os.kill(os.getpid(), signal.{name})  # as a supervisor would, the moment it sees the process
+    await start(self)
+
+server.KestrelServer.start = start_after_a_signal
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_starting_up_still_stops_cleanly(tmp_path, name):
+    """The handlers are set before the port opens: a signal sent as soon as it answers is not lost."""
+    argv = kestrel_argv(tmp_path / "data", port=free_port())
+    script = [argv[0], "-c", SIGNALLED_WHILE_STARTING.format(name=name), *argv[3:]]
+    result = subprocess.run(script, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "stopped" in result.stderr
 
 
 def test_signal_sigint_also_stops_cleanly(tmp_path):
