@@ -43,7 +43,8 @@ def test_upload_with_a_tweet(site, twitter, drain_seconds):
     page = site.photo_page(photo_id)
     assert page.status_code == 200
     assert "Sunset over the bay" in page.text and "@alice" in page.text
-    [tweet] = twitter.tweets_starting_with(["Sunset over the bay"], drain_seconds)["Sunset over the bay"]
+    found = twitter.tweets_starting_with(["Sunset over the bay"], drain_seconds, idle=site.idle)
+    [tweet] = found["Sunset over the bay"]
     assert tweet["user"] == "alice"
     assert tweet["text"] == f"Sunset over the bay {site.url(f'/photos/{photo_id}')}"
 
@@ -82,7 +83,8 @@ def test_a_comment_with_a_tweet(site, twitter, photo, drain_seconds):
     assert response.status_code == 303
     assert re.search(rf"/photos/{photo}#comment-\d+$", response.headers["Location"])
     assert "Lovely colours" in site.photo_page(photo).text
-    [tweet] = twitter.tweets_starting_with(["Lovely colours"], drain_seconds)["Lovely colours"]
+    found = twitter.tweets_starting_with(["Lovely colours"], drain_seconds, idle=site.idle)
+    [tweet] = found["Lovely colours"]
     assert tweet["user"] == "carol"
     assert tweet["text"] == f"Lovely colours {site.url(f'/photos/{photo}')}"
 
@@ -96,7 +98,8 @@ def test_a_comment_without_a_tweet(site, twitter, photo):
 def test_a_long_comment_is_shortened_to_fit_in_a_tweet(site, twitter, photo, drain_seconds):
     body = "word " * 56  # 280 characters with the trailing space stripped: 279
     assert site.comment(photo, body).status_code == 303
-    [tweet] = twitter.tweets_starting_with(["word word"], drain_seconds)["word word"]
+    found = twitter.tweets_starting_with(["word word"], drain_seconds, idle=site.idle)
+    [tweet] = found["word word"]
     assert len(tweet["text"]) <= 280
     assert tweet["text"].endswith(f"… {site.url(f'/photos/{photo}')}")
 

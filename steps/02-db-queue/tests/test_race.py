@@ -126,8 +126,9 @@ def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(tmp_path, t
     try:
         with ThreadPoolExecutor(1) as pool:
             claimed = pool.submit(starved_worker)
-            wait_until(lambda: claimed.done() or caplog.text.count("still waiting for the database's write lock") >= 3,
-                       timeout=10, what="the worker waiting past the busy timeout, three times")
+            waits = "still waiting for the database's write lock"
+            wait_until(lambda: claimed.done() or caplog.text.count(waits) >= 3, timeout=10,
+                       what="the worker waiting past the busy timeout, three times")
             others.execute("COMMIT")
             assert claimed.result(timeout=10) is True
     finally:

@@ -24,7 +24,7 @@ def test_a_queue_server_crash_loses_nothing_and_duplicates_nothing(site, twitter
     assert waiting["items"] + waiting["open_transactions"] == len(bodies)
 
     twitter.set_mode("up")
-    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds)
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
 
 
@@ -35,7 +35,7 @@ def test_poison_messages_are_parked_and_the_rest_keep_flowing(site, twitter, pho
         assert queue.set("tweets", json.dumps({"id": "p1", "user": "mallory", "text": "hi"}).encode())
         assert site.comment(photo, "after the poison").status_code == 303
 
-        found = twitter.tweets_starting_with(["after the poison"], seconds=drain_seconds)
+        found = twitter.tweets_starting_with(["after the poison"], seconds=drain_seconds, idle=site.idle)
         assert len(found["after the poison"]) == 1
 
         parked = [json.loads(queue.get("tweets_failed/t=2000")) for _ in range(2)]

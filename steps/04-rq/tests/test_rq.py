@@ -39,7 +39,7 @@ def test_a_flaky_twitter_gets_every_tweet_exactly_once(site, twitter, photo, dra
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(lambda body: site.comment(photo, body).status_code, bodies)) == {303}
 
-    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds)
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
 
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
     assert twitter.stats()["rejected"].get("flaky", 0) > 0  # failures happened, and were retried
@@ -103,7 +103,9 @@ def test_a_poison_job_goes_to_the_failed_registry_and_the_rest_keep_flowing(site
     poison = enqueue_tweet(queue, "mallory", "from nobody https://twitpic.example/p", time_scale=0.1)
     assert site.comment(photo, "after the poison").status_code == 303
 
-    assert len(twitter.tweets_starting_with(["after the poison"], seconds=drain_seconds)["after the poison"]) == 1
+    found = twitter.tweets_starting_with(["after the poison"], seconds=drain_seconds, idle=site.idle)
+
+    assert len(found["after the poison"]) == 1
     failed = FailedJobRegistry(queue=queue)
     wait_until(lambda: f"tweet-{poison}" in failed.get_job_ids(), timeout=10, what="the poison job failed")
     job = queue.fetch_job(f"tweet-{poison}")
@@ -134,7 +136,8 @@ def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, tw
     # Once every worker has paused, no work horse is left that could be calling Twitter.
     wait_until(lambda: all_paused(site), timeout=10, what="every worker paused by the breaker")
     calls = twitter.stats()["received"]
-    assert calls <= breaker.threshold + site.job_workers - 1  # the calls that opened it, and those already under way
+    # The calls that opened it, and those that were already under way: no more.
+    assert calls <= breaker.threshold + site.job_workers - 1
 
     # Open: nobody calls Twitter; new tweets wait in the queue.
     waiting = [f"while open {n}" for n in range(3)]
@@ -265,7 +268,7 @@ def test_a_failed_job_can_be_requeued_from_the_failed_registry(site, twitter):
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    found = twitter.tweets_starting_with(["second chance"], seconds=10)
+    found = twitter.tweets_starting_with(["second chance"], seconds=10, idle=site.idle)
     assert len(found["second chance"]) == 1
 
 
