@@ -216,17 +216,23 @@ class ClientConnection(asyncio.Protocol):
         self.process()
 
     def eof_received(self) -> bool:
-        # Answer what was already sent (`printf 'stats\r\n' | nc` works), but wait no more.
+        # Answer what was already sent (`printf 'stats\r\n' | nc` works), but wait no more: a
+        # client that closed may be gone for good, and an item handed to it would be lost.
         self.eof = True
+        self.cancel_waiting()
         self.process()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.writing_paused = False
-        if self.waiting is not None and not self.waiting.done():
-            self.waiting.set_result(None)  # a disconnect cancels a waiting get
+        self.cancel_waiting()
         self.process()
+
+    def cancel_waiting(self) -> None:
+        """A disconnect ends a waiting `get q/t=...` now: it answers END and takes no item."""
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(None)
 
     def pause_writing(self) -> None:
         self.writing_paused = True

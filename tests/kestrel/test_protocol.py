@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -317,12 +318,24 @@ def test_waiters_are_served_first_come_first_served(connect):
 
 def test_a_disconnect_cancels_the_wait_and_the_item_goes_to_the_next_client(connect):
     producer, gone, patient = connect(), connect(), connect()
-    gone.send(b"get q/t=5000\r\n")
+    gone.send(b"get q/t=60000\r\n")  # far longer than the test waits: only the disconnect ends it
     wait_until(lambda: queue_stat(producer, "q", "waiters") == 1, 5)
     gone.close()
-    wait_until(lambda: queue_stat(producer, "q", "waiters") == 0, 5, what="waiter cancelled")
+    wait_until(lambda: queue_stat(producer, "q", "waiters") == 0, 10, what="waiter cancelled")
     producer.set("q", b"item")
     assert patient.get("q/t=1000") == b"item"
+
+
+def test_a_client_that_half_closes_while_waiting_gets_end_at_once(connect):
+    """`printf 'get q/t=60000\r\n' | nc` sends its request and closes its side: the wait ends."""
+    producer, leaving = connect(), connect()
+    leaving.send(b"get q/t=60000\r\n")
+    wait_until(lambda: queue_stat(producer, "q", "waiters") == 1, 5)
+    leaving.sock.shutdown(socket.SHUT_WR)
+    assert leaving.read_until(b"END\r\n") == b"END\r\n"
+    assert leaving.closed_by_server()
+    producer.set("q", b"kept")
+    assert producer.get("q") == b"kept"  # the item was not handed to the client that left
 
 
 def test_deleting_the_queue_wakes_every_waiter_with_end(connect):
