@@ -89,6 +89,27 @@ def test_a_killed_workers_horse_is_gone_before_its_job_runs_again(site, twitter,
 # --8<-- [end:horse_test]
 
 
+def test_a_job_taken_by_a_worker_killed_before_it_started_is_put_back(site, twitter, photo, drain_seconds):
+    """RQ moves a job to an intermediate list as a worker takes it, and into the started registry
+    only when the worker starts it; a worker killed in between leaves it there for minutes."""
+    failed = site.queue_status()["failed"]
+    workers = [psutil.Process(int(name.rsplit("-", 1)[1])) for name in site.queue_status()["workers"]]
+    assert len(workers) == site.job_workers
+    for worker in workers:  # every worker idle, blocked waiting for a job: freeze them all there
+        worker.send_signal(signal.SIGSTOP)
+    assert site.comment(photo, "taken, never started").status_code == 303
+    tweets = queue_for(site)
+    # Redis hands the job to one of the frozen workers at once: it is taken, and nobody runs it.
+    wait_until(lambda: tweets.intermediate_queue.get_job_ids() != [], timeout=5, what="the job taken")
+    for worker in workers:
+        worker.send_signal(signal.SIGKILL)
+
+    found = twitter.tweets_starting_with(["taken, never started"], seconds=drain_seconds, idle=site.idle)
+    assert len(found["taken, never started"]) == 1
+    assert tweets.intermediate_queue.get_job_ids() == []
+    assert site.queue_status()["failed"] == failed
+
+
 def running(process: psutil.Process) -> bool:
     try:
         return process.status() != psutil.STATUS_ZOMBIE  # a zombie has ended; only its exit code is left

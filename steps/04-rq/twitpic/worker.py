@@ -3,9 +3,10 @@
     python -m twitpic.worker --workers 4
 
 runs four RQ workers side by side, each what
-`rq worker --with-scheduler --serializer json --worker-class twitpic.worker.TweetWorker tweets`
-runs, so that retries scheduled for later are moved back onto the queue when they are due. RQ forks
-a fresh process for every job (the "work horse"), so a crash in one job cannot harm the worker.
+`rq worker --serializer json --worker-class twitpic.worker.TweetWorker tweets` runs, and RQ's
+scheduler in a process of its own, which moves retries back onto the queue when they are due. RQ
+forks a fresh process for every job (the "work horse"), so a crash in one job cannot harm the
+worker.
 While the shared circuit breaker is open, the workers take no job at all: new tweets wait in the
 queue, where `rq info` shows them, until Twitter is worth calling again.
 
@@ -31,6 +32,7 @@ import time
 import psutil
 from rq import Worker
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from . import queue
@@ -90,7 +92,19 @@ def _work(redis_url: str, maintenance_interval: int) -> None:
         maintenance_interval=maintenance_interval,
     )
     # SIGTERM makes an RQ worker finish the job in hand, then leave.
-    worker.work(with_scheduler=True, logging_level="INFO")
+    worker.work(with_scheduler=False, logging_level="INFO")
+
+
+def _schedule(redis_url: str) -> None:
+    """RQ's scheduler, in a process of its own: it moves retries back onto the queue when due.
+
+    Not `work(with_scheduler=True)`: that forks the scheduler from a worker, with copies of the
+    worker's Redis connections. Killed, that worker would leave its waiting BLMOVE open in Redis's
+    eyes, held by the scheduler's copy, and the next job queued would go to a reader that is gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    connection = queue.connect(redis_url)
+    RQScheduler([queue.TWEETS], connection=connection, serializer=JSONSerializer).work()  # until SIGTERM
 
 
 # --8<-- [start:recover]
@@ -133,6 +147,35 @@ def recover_jobs_of(dead_worker: str, redis_url: str) -> list[str]:
 # --8<-- [end:recover]
 
 
+# --8<-- [start:stranded]
+STRANDED_AFTER = 5.0  # seconds: a live worker starts the job it took within milliseconds
+
+
+def taken_not_started(connection) -> dict[str, bytes | None]:
+    """Jobs a worker took off the queue (RQ keeps them on an intermediate list) and has not started,
+    each with the moment it was enqueued: a job queued again later is another take of it."""
+    tweets = queue.tweets_queue(connection)
+    taken = [job_id for job_id in tweets.intermediate_queue.get_job_ids() if job_id not in tweets.started_job_registry]
+    return {job_id: connection.hget(f"rq:job:{job_id}", "enqueued_at") for job_id in taken}
+
+
+def requeue_stranded(suspects: dict[str, bytes | None], redis_url: str) -> list[str]:
+    """Put back at the head of the queue the suspects still taken and not started, by the same take:
+    a dead worker took them. They never ran, so this costs them no retry."""
+    connection = queue.connect(redis_url)
+    tweets = queue.tweets_queue(connection)
+    now_taken = taken_not_started(connection)
+    stranded = sorted(job_id for job_id, enqueued in suspects.items() if now_taken.get(job_id, False) == enqueued)
+    for job_id in stranded:
+        with connection.pipeline() as pipe:  # MULTI/EXEC: off the intermediate list, back in the queue
+            pipe.lrem(tweets.intermediate_queue_key, 1, job_id)
+            pipe.lpush(tweets.key, job_id)
+            pipe.execute()
+    connection.close()
+    return stranded
+# --8<-- [end:stranded]
+
+
 def main(argv: list[str] | None = None) -> int:
     env = settings_from_environment()
     parser = argparse.ArgumentParser(prog="python -m twitpic.worker", description=__doc__.split("\n")[0])
@@ -160,9 +203,14 @@ def supervise(redis_url: str, count: int, maintenance_interval: int) -> int:
     signal.signal(signal.SIGINT, stop)
     work = (redis_url, maintenance_interval)
     processes = [multiprocessing.Process(target=_work, args=work) for _ in range(count)]
-    for process in processes:
+    scheduler = multiprocessing.Process(target=_schedule, args=(redis_url,))
+    for process in [*processes, scheduler]:
         process.start()
-    log.info("%d RQ workers on queue %s", count, queue.TWEETS)
+    log.info("%d RQ workers on queue %s, and RQ's scheduler", count, queue.TWEETS)
+    # A worker killed between taking a job and starting it leaves the job on RQ's intermediate list,
+    # where RQ looks only minutes later. Which job it took is not recorded, so note the suspects
+    # now and put back those still not started a few seconds later.
+    suspects: dict[str, tuple[float, bytes | None]] = {}  # job id -> (when to look again, its take)
     while not stopping:
         time.sleep(0.1)
         for index, process in enumerate(processes):
@@ -171,11 +219,25 @@ def supervise(redis_url: str, count: int, maintenance_interval: int) -> int:
                 recovered = recover_jobs_of(worker_name(process.pid), redis_url)
                 if recovered:
                     log.warning("handed its jobs back to RQ: %s", ", ".join(recovered))
+                with queue.connect(redis_url) as connection:
+                    for job_id, enqueued in taken_not_started(connection).items():
+                        suspects.setdefault(job_id, (time.monotonic() + STRANDED_AFTER, enqueued))
                 processes[index] = multiprocessing.Process(target=_work, args=work)
                 processes[index].start()
-    for process in processes:
+        if not scheduler.is_alive() and not stopping:
+            log.warning("the scheduler died (exit %s); starting another", scheduler.exitcode)
+            scheduler = multiprocessing.Process(target=_schedule, args=(redis_url,))
+            scheduler.start()
+        due = {job_id: take for job_id, (when, take) in suspects.items() if when <= time.monotonic()}
+        if due:
+            for job_id in due:
+                del suspects[job_id]
+            stranded = requeue_stranded(due, redis_url)
+            if stranded:
+                log.warning("put back jobs a dead worker took but never started: %s", ", ".join(stranded))
+    for process in [*processes, scheduler]:
         process.terminate()
-    for process in processes:
+    for process in [*processes, scheduler]:
         process.join(timeout=10)
     return 0
 
