@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.drill import report
+from lab.drill import report, verdicts
 from lab.stages import REPO_ROOT
 
 RESULTS = REPO_ROOT / "docs" / "results" / "drill" / "results.json"
@@ -22,8 +22,8 @@ HEADLINE_KEYS = [
     "comment_p50_ms_normal",
     "availability_during_outage",
     "tweets_lost",
+    "duplicate_posts",  # on Twitter, or refused by it as repeats
     "tweets_duplicated",
-    "repeats_refused",  # only in runs that record it
 ]
 
 
@@ -44,6 +44,10 @@ def headline_markdown(results: dict) -> str:
     for key in keys:
         values = [report.format_value(key, summary.get(key)) for summary in summaries]
         lines.append(f"| {headers.get(key, key)} | " + " | ".join(values) + " |")
+    if all("runs" in results["stages"][stage] for stage in stages):
+        kept = [verdicts.stage_holds(results["stages"][stage]["runs"]) == len(results["stages"][stage]["runs"])
+                for stage in stages]
+        lines.append("| kept every promise it makes | " + " | ".join("yes" if k else "**no**" for k in kept) + " |")
     return "\n".join(lines) + "\n"
 
 

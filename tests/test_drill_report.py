@@ -20,7 +20,7 @@ def stage_summary(**overrides) -> dict:
         "availability_during_outage": 0.12,
         "errors": 230,
         "tweets_expected": 40, "tweets_posted": 31, "tweets_lost": 9, "tweets_duplicated": 0,
-        "repeats_refused": 0, "peak_backlog": 4, "drain_seconds": 1.2,
+        "repeats_refused": 0, "duplicate_posts": 0, "peak_backlog": 4, "drain_seconds": 1.2,
     }
     return {**summary, **overrides}
 
@@ -182,11 +182,11 @@ def test_print_summary_shows_every_stage_side_by_side():
         assert expected in text, expected
 
 
-def test_the_claims_table_reports_duplicates_and_the_repeats_twitter_refused():
+def test_the_claims_table_reports_duplicate_posts_and_those_on_twitter():
     results = sample_results()
-    results["stages"]["04-rq"]["summary"].update(tweets_duplicated=0, repeats_refused=2)
+    results["stages"]["04-rq"]["summary"].update(tweets_duplicated=1, repeats_refused=2, duplicate_posts=3)
     row = next(line for line in report.claims_markdown(results).splitlines() if "duplicate tweets" in line)
-    assert "01-naive 0 (0)" in row and "04-rq 0 (2)" in row
+    assert "01-naive 0 (0)" in row and "04-rq 3 (1)" in row
 
 
 def test_the_page_says_whether_twitter_refused_repeats():

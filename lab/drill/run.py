@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from rich.console import Console
 from rich.live import Live
 
 from lab import drill_headline
-from lab.drill import report
+from lab.drill import report, verdicts
 from lab.drill.load import CLIENT_TIMEOUT, Load, rates
 from lab.drill.probes import backlog_probe
 from lab.drill.scenarios import SCENARIOS, Scenario
@@ -157,9 +156,17 @@ def run_stage(
             if backlog and backlog[-1][1] == 0 and time.monotonic() - last_change > QUIET_FOR:
                 break
             time.sleep(SAMPLE_EVERY)
-        outcome = summarize(stage, load, twitter.tweets_starting_with(asked), phases, backlog, events, all_posted_at)
-        outcome["summary"]["repeats_refused"] = twitter.stats()["rejected"].get("duplicate", 0)
-        outcome["summary"].update(summary_extra)
+        # Settle before counting: a second delivery can land a moment after the first.
+        while time.monotonic() < deadline and not (backlog and backlog[-1][1] == 0 and twitter.stats()["in_flight"] == 0):
+            sample("drain")
+            time.sleep(SAMPLE_EVERY)
+        posted = twitter.tweets_starting_with(asked)
+        outcome = summarize(stage, load, posted, phases, backlog, events, all_posted_at)
+        summary = outcome["summary"]
+        summary["repeats_refused"] = twitter.stats()["rejected"].get("duplicate", 0)
+        summary["duplicate_posts"] = summary["tweets_duplicated"] + summary["repeats_refused"]
+        summary.update(summary_extra)
+        outcome["verdict"] = verdicts.verdict(stage, summary, posted)
         return outcome
     finally:
         for process in reversed(list(processes.values())):
@@ -224,7 +231,13 @@ def _drain_seconds(backlog: list[list[float]], outage_end: float) -> float | Non
 
 
 def run_drill(
-    stages: list[Stage], scenario: Scenario, scale: float, quick: bool, console: Console, refuse_duplicates: bool = True
+    stages: list[Stage],
+    scenario: Scenario,
+    scale: float,
+    quick: bool,
+    console: Console,
+    refuse_duplicates: bool = True,
+    runs: int = 1,
 ) -> dict:
     results = {
         "scenario": scenario.name,
@@ -238,20 +251,27 @@ def run_drill(
         "rates_per_second": rates(scale),
         "background_workers": BACKGROUND_WORKERS,
         "twitter_refuses_duplicates": refuse_duplicates,
+        "runs": runs,
         "phases": [],
         "stages": {},
     }
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         for stage in stages:
-            outcome = run_stage(stage, scenario, scale, live, console, refuse_duplicates)
+            verdicts_of_runs = []
+            for run in range(1, runs + 1):
+                outcome = run_stage(stage, scenario, scale, live, console, refuse_duplicates)
+                verdicts_of_runs.append(outcome["verdict"])
+                s = outcome["summary"]
+                console.print(
+                    f"{stage.name}{f' run {run}' if runs > 1 else ''}: availability during the outage "
+                    f"{s['availability_during_outage']}, tweets expected {s['tweets_expected']}, lost "
+                    f"{s['tweets_lost']}, duplicated {s['tweets_duplicated']}, repeats refused "
+                    f"{s['repeats_refused']}, peak backlog {s['peak_backlog']}"
+                )
+                for promise, entry in outcome["verdict"]["promises"].items():
+                    console.print(f"  {promise}: {verdicts.describe(entry)}")
+            outcome["runs"] = verdicts_of_runs  # every run's verdict; the rest is the last run's
             results["stages"][stage.name] = outcome
-            s = outcome["summary"]
-            console.print(
-                f"{stage.name}: availability during the outage {s['availability_during_outage']}, "
-                f"tweets expected {s['tweets_expected']}, lost {s['tweets_lost']}, "
-                f"duplicated {s['tweets_duplicated']}, repeats refused {s['repeats_refused']}, "
-                f"peak backlog {s['peak_backlog']}"
-            )
     phases, at = [], 0.0
     for phase in scenario.phases:  # the planned phases, for the plots
         phases.append({"name": phase.name, "start": round(at, 3), "end": round(at + phase.seconds * scale, 3)})
@@ -274,7 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         help="refuse (default): the fake Twitter refuses a repeated status, as the real one did and as "
         "stages 03-04 count on; accept: it takes every repeat, to see raw at-least-once delivery",
     )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="run the scenario this many times per stage, and say how many held"
+    )
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     stages = [Stage.find(name) for name in args.stages.split(",")] if args.stages else all_stages()
     scale = QUICK_SCALE if args.quick else 1.0
     console = Console()
@@ -282,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"drill: {scenario.description}; {len(stages)} stages, time scale {scale}")
     started = time.monotonic()
     refuse_duplicates = args.twitter_duplicates == "refuse"
-    results = run_drill(stages, scenario, scale, args.quick, console, refuse_duplicates)
+    results = run_drill(stages, scenario, scale, args.quick, console, refuse_duplicates, args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     report.print_summary(results, console)
@@ -293,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         (docs / "drill" / "results.json").write_text(json.dumps(results, indent=1))
         drill_headline.write_headline(results)  # the home page's figures, from the same run
     console.print(f"wrote {args.out / 'results.json'} in {time.monotonic() - started:.0f} s")
-    return 0
+    broken = verdicts.print_verdicts(results, console)
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

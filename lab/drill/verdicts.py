@@ -1,0 +1,164 @@
+"""The drill's verdicts: for each stage and run, did each promise hold, and which tweets broke it.
+
+Three promises, each the drill's view of one of the stages' invariants:
+
+- `lost none`: every tweet asked for is on Twitter (test_no_tweet_is_lost_during_an_outage);
+- `posted none twice`: no tweet is on Twitter twice (test_no_tweet_is_posted_twice_with_many_workers).
+  A repeat that the fake Twitter refused is not on Twitter: it is counted, as a duplicate post
+  attempted, but it does not break the promise;
+- `available`: during the outage, page views answered OK within a second, nearly all of them
+  (test_site_stays_up_while_twitter_hangs).
+
+Which promises a stage makes is read from the stage itself: an invariant its tests mark as a strict
+expected failure is one it is known to break, and its marker's reason says why. A stage that
+breaks a promise it makes fails the drill; one that breaks a promise it is known to break shows
+the lesson, and says so.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from lab.stages import Stage
+
+AVAILABLE_AT_LEAST = 0.99  # share of page views answered OK within a second during the outage
+
+# promise -> the invariant test that makes it, in every stage's tests/test_invariants.py
+PROMISES = {
+    "lost none": "test_no_tweet_is_lost_during_an_outage",
+    "posted none twice": "test_no_tweet_is_posted_twice_with_many_workers",
+    "available": "test_site_stays_up_while_twitter_hangs",
+}
+HOLDS, BROKEN, KNOWN = "holds", "broken", "broken (known)"
+SHOWN_IDS = 10  # IDs listed per broken promise; the count says how many in all
+
+
+def known_broken(stage: Stage) -> dict[str, str]:
+    """The stage's strict xfails among its invariants: test name -> the marker's reason."""
+    tree = ast.parse((stage.path / "tests" / "test_invariants.py").read_text())
+    reasons = {}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "pytest.mark.xfail":
+                keywords = {k.arg: k.value for k in decorator.keywords}
+                reasons[node.name] = ast.literal_eval(keywords["reason"]) if "reason" in keywords else ""
+    return reasons
+
+
+def tweet_id(text: str) -> str:
+    """`drill <label> comment 17` -> `comment 17`: the request that asked for the tweet."""
+    return " ".join(text.split()[-2:])
+
+
+def verdict(stage: Stage, summary: dict, posted: dict[str, list]) -> dict:
+    """One run's verdict for one stage: every promise, holds or broken, with the IDs that broke it."""
+    lost = sorted((tweet_id(text) for text, tweets in posted.items() if not tweets), key=_natural)
+    twice = sorted((tweet_id(text) for text, tweets in posted.items() if len(tweets) > 1), key=_natural)
+    availability = summary.get("availability_during_outage")
+    broken_by = {
+        "lost none": lost,
+        "posted none twice": twice,
+        "available": [] if availability is None or availability >= AVAILABLE_AT_LEAST else [f"{availability:.1%}"],
+    }
+    known = known_broken(stage)
+    promises = {}
+    for promise, test in PROMISES.items():
+        ids = broken_by[promise]
+        entry: dict = {"verdict": HOLDS if not ids else (KNOWN if test in known else BROKEN)}
+        if ids:
+            entry["count"] = len(ids) if promise != "available" else None
+            entry["ids"] = ids[:SHOWN_IDS]
+        if test in known:
+            entry["known_broken"] = known[test]
+        if promise == "posted none twice" and summary.get("repeats_refused"):
+            entry["refused"] = summary["repeats_refused"]  # duplicate posts that Twitter stopped
+        promises[promise] = entry
+    return {"promises": promises, "held": all(p["verdict"] != BROKEN for p in promises.values())}
+
+
+def _natural(tweet: str) -> tuple:
+    kind, _, number = tweet.rpartition(" ")
+    return (kind, int(number)) if number.isdigit() else (tweet, 0)
+
+
+def describe(entry: dict) -> str:
+    """`holds`, or `broken: comment 3, comment 9 (2)`, as the terminal and the page show it."""
+    count = entry.get("refused", 0)
+    refused = f", Twitter refused {count} repeat{'s' if count != 1 else ''}" if count else ""
+    if entry["verdict"] == HOLDS:
+        return HOLDS + (f" ({refused[2:]})" if refused else "")
+    ids = ", ".join(entry.get("ids", []))
+    more = f" ({entry['count']}{refused})" if entry.get("count") else ""
+    return f"{entry['verdict']}: {ids}{more}"
+
+
+def stage_holds(runs: list[dict]) -> int:
+    """How many of a stage's runs kept every promise the stage makes."""
+    return sum(run["held"] for run in runs)
+
+
+
+# -- showing them ---------------------------------------------------------------------------------
+
+
+def cell(runs: list[dict], promise: str) -> str:
+    """One stage's verdict on one promise: the run's, or each run's when there were several."""
+    entries = [run["promises"][promise] for run in runs]
+    if len(entries) == 1:
+        return describe(entries[0])
+    if all(entry["verdict"] == HOLDS for entry in entries):
+        return f"holds in {len(entries)} of {len(entries)} runs"
+    return "; ".join(f"run {n}: {describe(entry)}" for n, entry in enumerate(entries, 1))
+
+
+def rows(results: dict) -> list[list[str]]:
+    """A row per promise, a column per stage, and a last row: did the stage keep what it promises?"""
+    stages = results["stages"]
+    table = [[promise] + [cell(stage["runs"], promise) for stage in stages.values()] for promise in PROMISES]
+    table.append(
+        ["every promise it makes"]
+        + [f"held in {stage_holds(stage['runs'])} of {len(stage['runs'])}" for stage in stages.values()]
+    )
+    return table
+
+
+def known_lines(results: dict) -> list[str]:
+    """Why each known-broken promise is broken, in the stage's own words (its xfail reasons)."""
+    lines = []
+    for name, stage in results["stages"].items():
+        for promise, entry in stage["runs"][-1]["promises"].items():
+            if "known_broken" in entry:
+                lines.append(f"- `{name}`, {promise}: {entry['known_broken']}")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    if not all("runs" in stage for stage in results["stages"].values()):
+        return "This run was recorded before the drill gave verdicts."
+    stages = list(results["stages"])
+    lines = [
+        "| promise | " + " | ".join(f"`{stage}`" for stage in stages) + " |",
+        "|---|" + "---|" * len(stages),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    return "\n".join(lines + ["", "Broken on purpose, and why (each stage's strict expected failures):", ""]
+                     + known_lines(results))
+
+
+def print_verdicts(results: dict, console) -> list[str]:
+    """The verdicts as a terminal table; the stages that broke a promise they make."""
+    from rich.table import Table
+
+    table = Table(title="Promises kept")
+    table.add_column("promise", style="bold")
+    for stage in results["stages"]:
+        table.add_column(stage)
+    for row in rows(results):
+        table.add_row(*row)
+    console.print(table)
+    broken = [name for name, stage in results["stages"].items() if stage_holds(stage["runs"]) < len(stage["runs"])]
+    if broken:
+        console.print(f"[bold red]broken: {', '.join(broken)} did not keep a promise it makes[/]")
+    return broken
