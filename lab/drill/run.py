@@ -156,8 +156,17 @@ def run_stage(
             if backlog and backlog[-1][1] == 0 and time.monotonic() - last_change > QUIET_FOR:
                 break
             time.sleep(SAMPLE_EVERY)
-        # Settle before counting: a second delivery can land a moment after the first.
-        while time.monotonic() < deadline and not (backlog and backlog[-1][1] == 0 and twitter.stats()["in_flight"] == 0):
+        # Settle before counting: a second delivery can land a moment after the first. Settled:
+        # nothing in flight at Twitter, and the backlog empty or no call received for a while
+        # (stage 02 retries repeats that Twitter refused, with growing delays).
+        received, quiet_since = twitter.stats()["received"], time.monotonic()
+        while time.monotonic() < deadline:
+            stats = twitter.stats()
+            if stats["received"] != received:
+                received, quiet_since = stats["received"], time.monotonic()
+            quiet = time.monotonic() - quiet_since >= QUIET_FOR
+            if stats["in_flight"] == 0 and ((backlog and backlog[-1][1] == 0) or quiet):
+                break
             sample("drain")
             time.sleep(SAMPLE_EVERY)
         posted = twitter.tweets_starting_with(asked)

@@ -198,6 +198,9 @@ def test_after_the_cool_down_one_trial_call_tests_twitter_while_the_others_wait(
         breaker.record_failure()  # the trial failed: one failure opens it again
         with pytest.raises(CircuitOpen, match="open"):
             breaker.check()
+        breaker.redis.pexpire(breaker.open_key, 5000)
+        breaker.record_failure()  # a call from before it opened fails late: the cool-down stays
+        assert 0 < breaker.seconds_left() <= 5
 
         connection.delete(breaker.open_key)
         breaker.check()

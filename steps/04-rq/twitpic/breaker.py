@@ -41,8 +41,10 @@ class CircuitBreaker:
             raise CircuitOpen("one trial call is testing Twitter: the others wait for it")
 
     def record_failure(self) -> None:
+        if self.redis.exists(self.open_key):
+            return  # already open: a call that started before it opened adds nothing
         if self.redis.exists(self.tripped_key):
-            return self._open()  # half-open, and Twitter still fails: open again at once
+            return self._open()  # half-open, and the trial failed: open again at once
         with self.redis.pipeline() as pipe:  # MULTI/EXEC: both or neither
             pipe.set(self.failures_key, 0, px=ms(self.window), nx=True)  # the first starts the window
             pipe.incr(self.failures_key)  # keeps the key's time to live

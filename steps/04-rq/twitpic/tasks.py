@@ -26,7 +26,7 @@ class PoisonJob(Exception):
 def breaker_for(connection, settings: dict) -> CircuitBreaker:
     scale = settings["TIME_SCALE"]
     return CircuitBreaker(
-        connection, "twitter", threshold=5, window=30 * scale, cooldown=30 * scale,
+        connection, "twitter", threshold=5, window=30 * scale, cooldown=20 * scale,
         trial=job_timeout(scale),  # by then the trial's job has ended, one way or another
     )
 
