@@ -73,8 +73,9 @@ def test_the_committed_drill_headline_is_fresh():
 
 
 def summary(**values) -> dict:
+    """A run from before the drill counted duplicate posts: no such key."""
     base = {key: 0 for key, _ in report.SUMMARY_COLUMNS}
-    base.pop("repeats_refused", None)
+    base.pop("duplicate_posts", None)
     return {**base, **values}
 
 
@@ -98,12 +99,17 @@ def test_the_headline_shows_the_runs_figures_stage_by_stage():
     assert by_figure["comment p50 normal (ms)"] == ["1585", "16"]
     assert by_figure["availability during outage"] == ["3 %", "100 %"]
     assert by_figure["tweets lost"] == ["4", "0"]
-    assert "repeats Twitter refused" not in text  # this run did not record it
+    duplicate_posts = dict(report.SUMMARY_COLUMNS)["duplicate_posts"]
+    assert duplicate_posts not in text  # this run did not record it
+    assert "kept every promise" not in text  # nor verdicts
 
-    results["stages"]["04-rq"]["summary"]["repeats_refused"] = 2
+    results["stages"]["04-rq"]["summary"]["duplicate_posts"] = 2
+    for name, held in (("01-naive", True), ("04-rq", False)):
+        results["stages"][name]["runs"] = [{"held": held, "promises": {}}]
     by_figure = {
         row[0]: row[1:]
         for row in ([c.strip() for c in line.strip("|").split("|")]
                     for line in drill_headline.headline_markdown(results).splitlines() if line.startswith("| "))
     }
-    assert by_figure[dict(report.SUMMARY_COLUMNS).get("repeats_refused", "repeats_refused")] == ["-", "2"]
+    assert by_figure[duplicate_posts] == ["-", "2"]
+    assert by_figure["kept every promise it makes"] == ["yes", "**no**"]

@@ -25,8 +25,10 @@ class PoisonJob(Exception):
 
 def breaker_for(connection, settings: dict) -> CircuitBreaker:
     scale = settings["TIME_SCALE"]
+    # Five failures in a minute open it: a hung call takes 10 s to fail, so four workers need two
+    # rounds of calls to fail five times, and a busy machine makes each round longer.
     return CircuitBreaker(
-        connection, "twitter", threshold=5, window=30 * scale, cooldown=20 * scale,
+        connection, "twitter", threshold=5, window=60 * scale, cooldown=20 * scale,
         trial=job_timeout(scale),  # by then the trial's job has ended, one way or another
     )
 
