@@ -74,6 +74,20 @@ def test_a_repeat_twitter_refused_is_no_second_tweet_but_is_shown():
     )
 
 
+def test_a_loss_the_scenario_explains_is_known_and_any_other_loss_is_not():
+    why = "made while the queue server was down"
+    excused = {"drill label comment 2": why}
+    summary = {"availability_during_outage": 1.0}
+    explained = verdicts.verdict(Stage.find("03-kestrel"), summary, posted(comment_1=1, comment_2=0), excused)
+    assert explained["promises"]["lost none"] == {
+        "verdict": "broken (known)", "count": 1, "ids": ["comment 2"], "known_broken": why,
+    }
+    assert explained["held"] is True
+    also_other = verdicts.verdict(Stage.find("03-kestrel"), summary, posted(comment_1=0, comment_2=0), excused)
+    assert also_other["promises"]["lost none"] == {"verdict": "broken", "count": 1, "ids": ["comment 1"]}
+    assert also_other["held"] is False
+
+
 def fake_results(stage: str, verdict_runs: list[dict]) -> dict:
     return {"stages": {stage: {"summary": {}, "runs": verdict_runs, "verdict": verdict_runs[-1]}}}
 

@@ -52,9 +52,16 @@ def tweet_id(text: str) -> str:
     return " ".join(text.split()[-2:])
 
 
-def verdict(stage: Stage, summary: dict, posted: dict[str, list]) -> dict:
-    """One run's verdict for one stage: every promise, holds or broken, with the IDs that broke it."""
-    lost = sorted((tweet_id(text) for text, tweets in posted.items() if not tweets), key=_natural)
+def verdict(stage: Stage, summary: dict, posted: dict[str, list], excused: dict[str, str] | None = None) -> dict:
+    """One run's verdict for one stage: every promise, holds or broken, with the IDs that broke it.
+
+    `excused`: tweets whose loss the scenario explains (text -> why), such as those asked for while
+    the queue server was down; they are known losses, not broken promises.
+    """
+    excused = excused or {}
+    lost = sorted((tweet_id(text) for text, tweets in posted.items() if not tweets and text not in excused),
+                  key=_natural)
+    lost_excused = {text: excused[text] for text, tweets in posted.items() if not tweets and text in excused}
     twice = sorted((tweet_id(text) for text, tweets in posted.items() if len(tweets) > 1), key=_natural)
     availability = summary.get("availability_during_outage")
     broken_by = {
@@ -72,6 +79,11 @@ def verdict(stage: Stage, summary: dict, posted: dict[str, list]) -> dict:
             entry["ids"] = ids[:SHOWN_IDS]
         if test in known:
             entry["known_broken"] = known[test]
+        if promise == "lost none" and lost_excused and not ids:  # lost only as the scenario explains
+            entry = {
+                "verdict": KNOWN, "count": len(lost_excused), "known_broken": next(iter(lost_excused.values())),
+                "ids": sorted(map(tweet_id, lost_excused), key=_natural)[:SHOWN_IDS],
+            }
         if promise == "posted none twice" and summary.get("repeats_refused"):
             entry["refused"] = summary["repeats_refused"]  # duplicate posts that Twitter stopped
         promises[promise] = entry

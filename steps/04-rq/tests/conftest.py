@@ -48,6 +48,14 @@ class Site(SiteClient):
         status = self.queue_status()
         return status["queued"] + status["started"] + status["scheduled"] + status["busy_workers"] == 0
 
+    def reset_breaker(self) -> None:
+        """The shared breaker closed, with no failure counted."""
+        from twitpic.tasks import breaker_for
+
+        with redis.Redis.from_url(self.redis_url) as connection:
+            breaker = breaker_for(connection, {"TIME_SCALE": float(self.env["WORKBOOK_TIME_SCALE"])})
+            connection.delete(breaker.failures_key, breaker.open_key, breaker.tripped_key, breaker.trial_key)
+
     def background_worker_pids(self) -> list[int]:
         """Every process under the supervisor: the RQ workers and their work horses."""
         return [child.pid for child in psutil.Process(self.processes["worker"].pid).children(recursive=True)]
@@ -96,6 +104,7 @@ def settled_queue(request):
             what="the queue drained",
         )
         twitter.reset()  # what drained belongs to the test before
+        site.reset_breaker()  # and so do the failures it counted
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch, 
         assert job.retries_left == 10  # RQ spent one retry; the job gave it back
         assert job.id in ScheduledJobRegistry(queue=queue).get_job_ids()
     finally:
-        queue.connection.delete(breaker.open_key)
+        site.reset_breaker()  # opened here on purpose: closed again for the tests after
 
 
 def test_rq_info_reads_the_stages_redis(site):
