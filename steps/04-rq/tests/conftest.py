@@ -48,6 +48,14 @@ class Site(SiteClient):
         status = self.queue_status()
         return status["queued"] + status["started"] + status["scheduled"] + status["busy_workers"] == 0
 
+    def comment_each(self, photo: int, bodies: list[str]) -> None:
+        """One comment per body, each saved (303), one after another."""
+        for body in bodies:
+            assert self.comment(photo, body).status_code == 303, body
+
+    def wait_for_the_breaker(self, timeout: float) -> None:
+        wait_until(lambda: self.queue_status()["breaker_open"], timeout=timeout, what="the breaker opened")
+
     def reset_breaker(self) -> None:
         """The shared breaker closed, with no failure counted."""
         from twitpic.tasks import breaker_for

@@ -6,8 +6,6 @@ after 10 story-seconds, the breaker cools down for 20.
 
 import time
 
-from lab.process import wait_until
-
 TIME_SCALE = 0.02  # this module's site (see the `site` fixture)
 HANG_STORY_SECONDS = 600
 
@@ -19,12 +17,11 @@ def test_a_long_hang_opens_the_breaker_and_every_tweet_is_posted_once_after(site
     failed = site.queue_status()["failed"]
     twitter.set_mode("hang")
     bodies = [f"in the long hang {n}" for n in range(8)]
-    for body in bodies:
-        assert site.comment(photo, body).status_code == 303
+    site.comment_each(photo, bodies)
 
     # A handful of calls, each given up after its timeout, open the breaker: those that counted
     # towards it, and those of the other workers already under way.
-    wait_until(lambda: site.queue_status()["breaker_open"], timeout=5, what="the breaker opened")
+    site.wait_for_the_breaker(timeout=5)
     assert twitter.stats()["received"] <= breaker.threshold + site.job_workers - 1
 
     # People keep commenting through the hang; the calls Twitter sees are the trial calls, one

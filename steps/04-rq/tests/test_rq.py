@@ -149,9 +149,8 @@ def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, tw
     failed = site.queue_status()["failed"]
     twitter.set_mode("down")
     bodies = [f"while down {n}" for n in range(8)]
-    for body in bodies:
-        assert site.comment(photo, body).status_code == 303
-    wait_until(lambda: site.queue_status()["breaker_open"], timeout=10, what="the breaker opened")
+    site.comment_each(photo, bodies)
+    site.wait_for_the_breaker(timeout=10)
     breaker = breaker_of(site)
     breaker.redis.pexpire(breaker.open_key, 60_000)  # hold it open while we look
     # Once every worker has paused, no work horse is left that could be calling Twitter.
@@ -162,8 +161,7 @@ def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, tw
 
     # Open: nobody calls Twitter; new tweets wait in the queue.
     waiting = [f"while open {n}" for n in range(3)]
-    for body in waiting:
-        assert site.comment(photo, body).status_code == 303
+    site.comment_each(photo, waiting)
     wait_until(lambda: site.queue_status()["queued"] >= len(waiting), timeout=5, what="tweets queued")
     assert all_paused(site) and site.queue_status()["breaker_open"]
     assert twitter.stats()["received"] == calls
