@@ -9,11 +9,12 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install drill test exercises-verify docs docs-build clean
+.PHONY: help install drill test lint exercises-verify docs docs-build clean
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
 	@echo "make test        run the whole test suite (every stage and the lab)"
+	@echo "make lint        ruff over the whole workbook (the rules are in pyproject.toml)"
 	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
 	@echo "make docs        serve the site on http://127.0.0.1:8000"
 	@echo "make docs-build  build the site with mkdocs build --strict"
@@ -37,6 +38,9 @@ INVARIANTS_REPORT ?= test-results/invariants.json
 
 test: $(INSTALLED)
 	$(BIN)/pytest --invariants-report $(INVARIANTS_REPORT) $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
 
 exercises-verify: $(INSTALLED)
 	$(BIN)/workbook exercise verify

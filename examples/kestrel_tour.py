@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lab.kestrel.testing import kestrel_process
+from lab.runtime.kestrel_server import kestrel_process
 
 # --8<-- [start:session]
 SESSION = [
@@ -29,7 +29,10 @@ SESSION = [
 # What chapter 03 asks you to type: the same bytes go to the tour's server, and the answer is
 # printed as netcat prints it.
 NETCAT_BYTES = b"set demo 0 0 5\r\nhello\r\nget demo/open\r\nget demo/close\r\nquit\r\n"
-NETCAT_COMMAND = "printf 'set demo 0 0 5\\r\\nhello\\r\\nget demo/open\\r\\nget demo/close\\r\\nquit\\r\\n' | nc 127.0.0.1 22133"
+NETCAT_COMMAND = (
+    "printf 'set demo 0 0 5\\r\\nhello\\r\\nget demo/open\\r\\nget demo/close\\r\\nquit\\r\\n'"
+    " | nc 127.0.0.1 22133"
+)
 
 SHOWN_STATS = ("queue_tweets_items", "queue_tweets_total_items", "queue_tweets_open_transactions")
 OPCODES = {1: "REMOVE", 2: "ADD", 5: "UNREMOVE", 6: "CONFIRM_REMOVE", 9: "REMOVE_TENTATIVE"}

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pymemcache.client.base import Client
 
-from lab.kestrel.testing import kestrel_process
-from lab.process import LOCALHOST, free_port
+from lab.runtime.kestrel_server import kestrel_process
+from lab.runtime.process import LOCALHOST, free_port
 
 SCHEMA = """
 CREATE TABLE comments (id INTEGER PRIMARY KEY, body TEXT NOT NULL);

@@ -20,17 +20,16 @@ import signal
 import sys
 from pathlib import Path
 
-from lab.timescale import ENV_VAR as TIME_SCALE_ENV
-from lab.timescale import TimeScaleError, parse_time_scale, set_time_scale
-
+from lab.runtime.timescale import ENV_VAR as TIME_SCALE_ENV
+from lab.runtime.timescale import TimeScaleError, parse_time_scale, set_time_scale
 
 # Commands whose module parses its own options: name -> (the module whose main(argv) runs it, help).
 FORWARDED = {
     "exercise": ("lab.exercises.cli", "exercises: list, start, check, hint, verify, docs"),
     "drill": ("lab.drill.run", "the outage drill: every stage under the same failure, measured"),
     "kestrel": ("lab.kestrel.cli", "run the Kestrel-protocol queue server"),
-    "matrix": ("lab.matrix", "write or check the invariants matrix page from a test run's report"),
-    "generate-docs": ("lab.generate_docs", "rewrite every generated docs page (CLI reference, figures, diffs)"),
+    "matrix": ("lab.sitegen.matrix", "write or check the invariants matrix page from a test run's report"),
+    "generate-docs": ("lab.sitegen.generate", "rewrite every generated docs page (CLI reference, figures, diffs)"),
 }
 
 
@@ -241,8 +240,8 @@ def run_twitter_mode(args) -> int:
 
 
 def run_up(args) -> int:
-    from lab.stages import StageError
-    from lab.up import run_up as up
+    from lab.runtime.stages import StageError
+    from lab.runtime.up import run_up as up
 
     if args.workers < 1:
         print("workbook up: --workers must be at least 1", file=sys.stderr)
@@ -264,7 +263,7 @@ def run_up(args) -> int:
 
 
 def run_redis(args) -> int:
-    from lab.redis_server import run_redis as redis
+    from lab.runtime.redis_server import run_redis as redis
 
     return redis(args.port, args.data_dir, args.appendonly)
 
@@ -285,16 +284,16 @@ def run_queue_stats(args) -> int:
 
 
 def run_diffs(args) -> int:
-    from lab.diffs import main as diffs
+    from lab.sitegen.diffs import main as diffs
 
     return diffs([])
 
 
 # benchmark name -> the module whose main(argv) runs it
 BENCHMARKS = {
-    "kestrel": "lab.kestrel.bench",
-    "db-queue": "lab.db_queue_bench",
-    "rq-recovery": "lab.rq_recovery_bench",
+    "kestrel": "lab.bench.kestrel",
+    "db-queue": "lab.bench.db_queue",
+    "rq-recovery": "lab.bench.rq_recovery",
 }
 
 

@@ -25,12 +25,12 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from lab.browser import INSTALL_HINT, PageWatcher, find_chromium, serve_folder
-from lab.fixtures import running_twitter  # noqa: F401  (the fake Twitter, one for this module)
-from lab.process import LOCALHOST, free_port
-from lab.site_client import tiny_png
-from lab.stages import Stage
-from lab.up import start_stage, stage_environment, stop_all
+from lab.runtime.process import LOCALHOST, free_port
+from lab.runtime.stages import Stage
+from lab.runtime.up import stage_environment, start_stage, stop_all
+from lab.testing.browser import INSTALL_HINT, PageWatcher, find_chromium, serve_folder
+from lab.testing.fixtures import running_twitter  # noqa: F401  (the fake Twitter, one for this module)
+from lab.testing.site_client import tiny_png
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"
@@ -55,6 +55,14 @@ DRAWN_DIAGRAMS = """
 """
 LINKS = "() => [...document.querySelectorAll('a[href]')].map(a => a.href)"
 ANCHORS = "() => [...document.querySelectorAll('[id], a[name]')].map(e => e.id || e.getAttribute('name'))"
+# Every code block included from a stage (its title is the file's path): the title, and whether its
+# longest line is wider than the block, so that a reader would have to scroll sideways.
+STAGE_CODE_OVERFLOWING = """
+() => [...document.querySelectorAll('div.highlight')].map(block => {
+  const title = block.querySelector('.filename'), code = block.querySelector('pre > code');
+  return {title: title ? title.textContent : '', over: !!code && code.scrollWidth > code.clientWidth};
+}).filter(block => block.title.startsWith('steps/'))
+"""
 
 
 # -- the browser and the built site ---------------------------------------------------------------
@@ -133,6 +141,7 @@ class Visit:
     diagrams_drawn: list  # what DRAWN_DIAGRAMS found
     links: list[str]  # every <a href>, as absolute URLs
     anchors: set[str]  # every id (and <a name>) on the page
+    stage_code: list[dict]  # what STAGE_CODE_OVERFLOWING found
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +171,7 @@ def tour(browser, built_site, site_url) -> dict[str, Visit]:
                 diagrams_drawn=page.evaluate(DRAWN_DIAGRAMS),
                 links=page.evaluate(LINKS),
                 anchors=set(page.evaluate(ANCHORS)),
+                stage_code=page.evaluate(STAGE_CODE_OVERFLOWING),
             )
             page.close()
     finally:
@@ -190,6 +200,14 @@ def test_every_mermaid_diagram_is_drawn_as_svg(tour):
         if len(drawn) != visit.diagrams_in_html:
             problems.append(f"{path}: {visit.diagrams_in_html} diagrams, drawn: {visit.diagrams_drawn}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_stages_code_fits_the_page_without_scrolling_sideways(tour):
+    """At the check's 1280-pixel window, every line of a stage's code shown on the site is visible."""
+    blocks = [(path, block) for path, visit in tour.items() for block in visit.stage_code]
+    assert len(blocks) > 20, f"only {len(blocks)} blocks of stage code found: is the tour seeing them?"
+    overflowing = sorted({f"{path}: {block['title']}" for path, block in blocks if block["over"]})
+    assert overflowing == [], "\n".join(overflowing)
 
 
 def test_every_internal_link_and_anchor_resolves(tour, built_site, site_url):

@@ -61,7 +61,7 @@ def test_twitter_mode_shows_and_switches_a_running_fake_twitter():
 
 
 def test_twitter_mode_without_a_server_says_so():
-    from lab.process import free_port
+    from lab.runtime.process import free_port
 
     result = workbook("twitter-mode", "--url", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
@@ -69,7 +69,7 @@ def test_twitter_mode_without_a_server_says_so():
 
 
 def test_the_time_scale_flag_reaches_the_server():
-    from lab.process import ManagedProcess, free_port
+    from lab.runtime.process import ManagedProcess, free_port
 
     port, control = free_port(), free_port()
     twitter = FakeTwitter(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{control}")

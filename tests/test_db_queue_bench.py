@@ -6,15 +6,15 @@ safe strategies, the files it writes), never its timings.
 
 import json
 
-from lab import db_queue_bench
-from lab.process import free_port
+from lab.bench import db_queue
+from lab.runtime.process import free_port
 
 
 def test_a_tiny_run_on_sqlite_posts_every_job(tmp_path, monkeypatch, capsys):
     # No MariaDB listens on a port that was just free: the bench must skip it, not fail.
     monkeypatch.setenv("TWITPIC_TEST_MARIADB_URL", f"mysql://root@127.0.0.1:{free_port()}/test")
 
-    status = db_queue_bench.main(
+    status = db_queue.main(
         ["--backends", "sqlite,mariadb", "--jobs", "20", "--workers", "1,2", "--latency-ms", "5",
          "--out", str(tmp_path)]
     )
@@ -23,7 +23,7 @@ def test_a_tiny_run_on_sqlite_posts_every_job(tmp_path, monkeypatch, capsys):
     output = capsys.readouterr().out
     assert "mariadb: skipped" in output
     rows = json.loads((tmp_path / "db-queue.json").read_text())
-    assert [set(row) for row in rows] == [set(db_queue_bench.ROW_KEYS)] * len(rows)
+    assert [set(row) for row in rows] == [set(db_queue.ROW_KEYS)] * len(rows)
     # skip-locked is not offered on SQLite
     assert sorted({(row["strategy"], row["workers"]) for row in rows}) == [
         ("atomic", 1), ("atomic", 2), ("locked", 1), ("locked", 2), ("naive", 1), ("naive", 2),

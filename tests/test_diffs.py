@@ -1,7 +1,7 @@
 """The stage diffs on the site are the stages as they are now: regenerated and compared."""
 
-from lab.diffs import DIFFS_DIR, expected_pages, stage_diff
-from lab.stages import Stage
+from lab.runtime.stages import Stage
+from lab.sitegen.diffs import DIFFS_DIR, expected_pages, stage_diff
 
 
 def test_the_committed_stage_diffs_are_fresh():
@@ -9,7 +9,7 @@ def test_the_committed_stage_diffs_are_fresh():
     assert sorted(pages) == ["01-to-02.md", "02-to-03.md", "03-to-04.md"]
     for name, text in pages.items():
         committed = DIFFS_DIR / name
-        assert committed.is_file(), f"missing: run `workbook diffs`"
+        assert committed.is_file(), "missing: run `workbook diffs`"
         assert committed.read_text() == text, f"docs/diffs/{name} is stale: run `workbook diffs`"
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lab.cli import build_parser
-from lab.cli_reference import command_parsers
+from lab.sitegen.cli_reference import command_parsers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_FENCES = {"console", "bash", "sh", "shell", "shell-session"}

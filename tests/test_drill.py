@@ -14,7 +14,7 @@ import time
 
 import psutil
 
-from lab.process import ManagedProcess
+from lab.runtime.process import ManagedProcess
 
 
 def test_the_quick_hang_drill_shows_the_case_study(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lab.drill import report
+from lab.drill import plots, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -99,13 +99,13 @@ def test_every_summary_key_has_a_column_once():
 def test_summary_rows_are_formatted_for_people():
     rows = report.summary_rows(sample_results())
     assert [row[0] for row in rows] == ["01-naive", "04-rq"]
-    naive = dict(zip(["stage"] + [key for key, _ in report.SUMMARY_COLUMNS], rows[0]))
+    naive = dict(zip(["stage"] + [key for key, _ in report.SUMMARY_COLUMNS], rows[0], strict=False))
     assert naive["comment_p50_ms_normal"] == "1510"  # milliseconds, no decimals
     assert naive["comment_p50_ms_outage"] == "-"  # None: nothing answered
     assert naive["availability_during_outage"] == "12 %"
     assert naive["errors"] == "230"
     assert naive["drain_seconds"] == "1.2"
-    rq = dict(zip(["stage"] + [key for key, _ in report.SUMMARY_COLUMNS], rows[1]))
+    rq = dict(zip(["stage"] + [key for key, _ in report.SUMMARY_COLUMNS], rows[1], strict=False))
     assert rq["availability_during_outage"] == "100 %"
     assert rq["drain_seconds"] == "-"
 
@@ -126,17 +126,17 @@ def test_the_markdown_table_has_a_row_per_metric_and_a_column_per_stage():
 
 def test_the_charts_are_real_pngs(tmp_path):
     results = sample_results()
-    report.plot_latency(results, tmp_path / "latency.png")
-    report.plot_backlog(results, tmp_path / "backlog.png")
+    plots.plot_latency(results, tmp_path / "latency.png")
+    plots.plot_backlog(results, tmp_path / "backlog.png")
     assert_is_png(tmp_path / "latency.png")
     assert_is_png(tmp_path / "backlog.png")
 
 
 def test_timeouts_are_drawn_above_every_answer():
     results = sample_results()
-    assert report.timeout_level_ms(results) > 1600  # the slowest answer, in milliseconds
+    assert plots.timeout_level_ms(results) > 1600  # the slowest answer, in milliseconds
     results["client_timeout"] = 5.0
-    assert report.timeout_level_ms(results) == 5000
+    assert plots.timeout_level_ms(results) == 5000
 
 
 @pytest.fixture(scope="module")

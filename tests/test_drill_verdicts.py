@@ -6,7 +6,7 @@ import json
 from rich.console import Console
 
 from lab.drill import run, verdicts
-from lab.stages import Stage
+from lab.runtime.stages import Stage
 
 
 def posted(**counts) -> dict[str, list]:

@@ -14,10 +14,16 @@ from collections import Counter
 import pytest
 
 from lab.exercises import pages
-from lab.exercises.catalog import WORKSPACE_ENV, all_exercises, copy_stage, find, workspace_root
+from lab.exercises.catalog import (
+    WORKSPACE_ENV,
+    all_exercises,
+    copy_stage,
+    find,
+    workspace_root,
+)
 from lab.exercises.cli import verify_exercise
 from lab.exercises.patching import PatchError, apply_patch, make_patch, patched_files
-from lab.stages import REPO_ROOT, Stage
+from lab.runtime.stages import REPO_ROOT, Stage
 
 FAST = "02-lease-claims"  # its check takes a few seconds and needs no server but the fake Twitter
 
@@ -43,7 +49,8 @@ STAGE_CHAPTERS = (1, 2, 3, 4)  # one per stage; 00 (the story) and 05 (beyond) m
 def test_each_chapter_has_two_to_four_exercises_and_a_stage_chapter_uses_its_own_stage():
     exercises = all_exercises()
     assert set(Counter(exercise.chapter for exercise in exercises).values()) <= {2, 3, 4}
-    assert sorted(Counter(exercise.chapter for exercise in exercises)) == list(pages.CHAPTERS) == [0, 1, 2, 3, 4, 5]
+    chapters = sorted(Counter(exercise.chapter for exercise in exercises))
+    assert chapters == list(pages.CHAPTERS) == [0, 1, 2, 3, 4, 5]
     for exercise in exercises:
         assert exercise.id.startswith(f"{exercise.chapter:02d}-")
         if exercise.chapter in STAGE_CHAPTERS:
@@ -209,7 +216,8 @@ def test_that_crashes():
     [
         ("test_that_shows_the_breakage", "passes", "passes: its test fails, as its strict xfail expects"),
         ("test_that_shows_nothing", "fails", "still fails: 1 of 1 test failing:"),
-        ("test_that_crashes", "broken", "could not be checked properly: the code crashed before the tests' assertions"),
+        ("test_that_crashes", "broken",
+         "could not be checked properly: the code crashed before the tests' assertions"),
     ],
 )
 def test_a_strict_xfail_passes_its_check_only_by_failing_as_expected(tmp_path, test, outcome, first_line):

@@ -8,9 +8,10 @@ needs a test run's report.
 import argparse
 import json
 
-from lab import cli_reference, drill_headline
 from lab.cli import build_parser
+from lab.drill import headline as drill_headline
 from lab.drill import report
+from lab.sitegen import cli_reference
 
 STALE = "is stale: run `workbook generate-docs` and commit the result"
 
@@ -36,7 +37,7 @@ def test_the_cli_reference_shows_every_command_and_option():
 
 def test_a_forwarded_command_shows_its_own_parser():
     """`workbook bench kestrel` builds its parser inside main(): it is caught there, nothing runs."""
-    parser = cli_reference.module_parser("lab.kestrel.bench")
+    parser = cli_reference.module_parser("lab.bench.kestrel")
     assert parser.prog == "workbook bench kestrel"
     assert "--quick" in parser._option_string_actions
     assert cli_reference.command_parsers()["workbook drill"].prog == "workbook drill"
@@ -87,7 +88,8 @@ def test_the_headline_shows_the_runs_figures_stage_by_stage():
         "quick": True,
         "web_workers": 4,
         "stages": {
-            "01-naive": {"summary": summary(comment_p50_ms_normal=1585.4, availability_during_outage=0.0266, tweets_lost=4)},
+            "01-naive": {"summary": summary(
+                comment_p50_ms_normal=1585.4, availability_during_outage=0.0266, tweets_lost=4)},
             "04-rq": {"summary": summary(comment_p50_ms_normal=16.2, availability_during_outage=1.0)},
         },
     }

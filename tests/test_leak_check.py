@@ -1,6 +1,7 @@
 """The suite fails if a test leaves a process running; CI fails if a required test skips.
 
-Each case runs pytest on a throwaway test file in a subprocess, with the workbook's plugin.
+Each case runs pytest on a throwaway test file in a subprocess, with the workbook's plugin: in one
+process, and with pytest-xdist's two workers (`-n 2`), where each worker checks its own processes.
 """
 
 import os
@@ -9,21 +10,28 @@ import sys
 import textwrap
 
 import psutil
+import pytest
 
 CONFIG = '[tool.pytest.ini_options]\naddopts = "-p lab.pytest_plugin"\n'
 
 
-def run_pytest(tmp_path, test_source, env=None):
-    (tmp_path / "pyproject.toml").write_text(CONFIG)
-    (tmp_path / "test_case.py").write_text(textwrap.dedent(test_source))
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_case.py"],
-        cwd=tmp_path,
-        env={**os.environ, "PIDFILE": str(tmp_path / "pid"), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+@pytest.fixture(params=[[], ["-n", "2"]], ids=["one process", "xdist"])
+def run_pytest(request, tmp_path):
+    """`run_pytest(source, env)`: pytest on a test file with that source, in a subprocess."""
+
+    def run(test_source, env=None):
+        (tmp_path / "pyproject.toml").write_text(CONFIG)
+        (tmp_path / "test_case.py").write_text(textwrap.dedent(test_source))
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *request.param, "test_case.py"],
+            cwd=tmp_path,
+            env={**os.environ, "PIDFILE": str(tmp_path / "pid"), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
 
 
 def leaked_pid(tmp_path) -> int:
@@ -34,9 +42,8 @@ def gone(pid: int) -> bool:
     return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_a_leaked_child_process_fails_the_run_and_is_killed(tmp_path):
+def test_a_leaked_child_process_fails_the_run_and_is_killed(run_pytest, tmp_path):
     result = run_pytest(
-        tmp_path,
         """
         import os, subprocess
         def test_forgets_to_stop_its_server():
@@ -50,14 +57,14 @@ def test_a_leaked_child_process_fails_the_run_and_is_killed(tmp_path):
     assert gone(leaked_pid(tmp_path))
 
 
-def test_a_daemon_that_double_forked_away_is_still_caught(tmp_path):
+def test_a_daemon_that_double_forked_away_is_still_caught(run_pytest, tmp_path):
     # `sh -c "sleep 600 &"` exits at once; its child is orphaned and would normally go to init.
     result = run_pytest(
-        tmp_path,
         """
         import os, subprocess
         def test_starts_a_daemon():
-            out = subprocess.run(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+            out = subprocess.run(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"],
+                                 capture_output=True, text=True)
             open(os.environ["PIDFILE"], "w").write(out.stdout.strip())
         """,
     )
@@ -66,9 +73,8 @@ def test_a_daemon_that_double_forked_away_is_still_caught(tmp_path):
     assert gone(leaked_pid(tmp_path))
 
 
-def test_a_test_that_stops_what_it_starts_passes(tmp_path):
+def test_a_test_that_stops_what_it_starts_passes(run_pytest):
     result = run_pytest(
-        tmp_path,
         """
         import subprocess
         def test_cleans_up():
@@ -88,14 +94,14 @@ def test_needs_a_database():
 """
 
 
-def test_a_skip_is_fine_on_a_laptop(tmp_path):
-    result = run_pytest(tmp_path, SKIPPING_TEST, env={"WORKBOOK_NO_SKIPS": ""})
+def test_a_skip_is_fine_on_a_laptop(run_pytest):
+    result = run_pytest(SKIPPING_TEST, env={"WORKBOOK_NO_SKIPS": ""})
     assert result.returncode == 0, result.stdout
     assert "1 skipped" in result.stdout
 
 
-def test_a_skip_fails_the_run_where_every_check_is_required(tmp_path):
-    result = run_pytest(tmp_path, SKIPPING_TEST, env={"WORKBOOK_NO_SKIPS": "1"})
+def test_a_skip_fails_the_run_where_every_check_is_required(run_pytest):
+    result = run_pytest(SKIPPING_TEST, env={"WORKBOOK_NO_SKIPS": "1"})
     assert result.returncode == 1, result.stdout
     assert "test_needs_a_database" in result.stdout
     assert "PostgreSQL is not reachable" in result.stdout

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import matrix
-from lab.matrix import BREAKS, HOLDS, INVARIANTS, ReportError
-from lab.stages import all_stages
+from lab.runtime.stages import all_stages
+from lab.sitegen import matrix
+from lab.sitegen.matrix import BREAKS, HOLDS, INVARIANTS, ReportError
 
 FAST, HANG, OUTAGE, TWICE, KILLED = INVARIANTS  # the five test names, in the page's order
 
@@ -39,7 +39,8 @@ SMALL = report_for({"01-a": {HANG: "the site hangs - fixed in 02-b", OUTAGE: "lo
 
 
 def table_cells(page: str) -> list[list[str]]:
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in page.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in page.splitlines() if line.startswith("|")]
 
 
 def test_rendering_a_small_report():
@@ -99,7 +100,8 @@ STAGES = [stage.name for stage in all_stages()]
 def real_shaped(tmp_path) -> tuple[Path, Path]:
     """A report with the workbook's own stages, and the page written from it."""
     report = tmp_path / "invariants.json"
-    report.write_text(json.dumps(report_for({STAGES[0]: {HANG: "it hangs - fixed later"}, **{s: {} for s in STAGES[1:]}})))
+    outcomes = {STAGES[0]: {HANG: "it hangs - fixed later"}, **{s: {} for s in STAGES[1:]}}
+    report.write_text(json.dumps(report_for(outcomes)))
     page = tmp_path / "invariants.md"
     assert matrix.main(["--report", str(report), "--page", str(page)]) == 0
     return report, page
@@ -130,7 +132,8 @@ def test_check_names_a_cell_edited_by_hand(real_shaped, capsys):
     page.write_text(text.replace(row, row.replace(f"{BREAKS}[^1]", HOLDS)))
 
     assert matrix.main(["--check", "--report", str(report), "--page", str(page)]) == 1
-    assert f"{INVARIANTS[HANG]} / {STAGES[0]}: the page says {HOLDS}, the run says {BREAKS} (it hangs" in capsys.readouterr().err
+    expected = f"{INVARIANTS[HANG]} / {STAGES[0]}: the page says {HOLDS}, the run says {BREAKS} (it hangs"
+    assert expected in capsys.readouterr().err
 
 
 def test_check_notices_a_changed_reason(real_shaped, capsys):

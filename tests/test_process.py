@@ -1,4 +1,4 @@
-"""lab.process: start, wait until ready, stop the whole process group."""
+"""lab.runtime.process: start, wait until ready, stop the whole process group."""
 
 import os
 import signal
@@ -8,7 +8,13 @@ import textwrap
 import psutil
 import pytest
 
-from lab.process import ManagedProcess, ProcessError, free_port, port_answers, wait_until
+from lab.runtime.process import (
+    ManagedProcess,
+    ProcessError,
+    free_port,
+    port_answers,
+    wait_until,
+)
 
 PY = sys.executable
 
@@ -34,7 +40,7 @@ def listener_script(port: int, children: int = 0, ignore_term: bool = False) -> 
 
 def child_pids(process: ManagedProcess) -> list[int]:
     wait_until(lambda: "children" in process.log_text(), timeout=5, what="children started")
-    line = next(l for l in process.log_text().splitlines() if l.startswith("children"))
+    line = next(text for text in process.log_text().splitlines() if text.startswith("children"))
     return [int(pid) for pid in line.split()[1:]]
 
 

@@ -3,11 +3,11 @@ RQ alone, measured side by side (the quick run: time scale 0.1, idle workers wak
 
 import json
 
-from lab import rq_recovery_bench
+from lab.bench import rq_recovery
 
 
 def test_the_supervisor_recovers_a_killed_workers_job_long_before_rq_alone(tmp_path, capsys):
-    assert rq_recovery_bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert rq_recovery.main(["--quick", "--out", str(tmp_path)]) == 0
 
     rows = {row["setup"]: row for row in json.loads((tmp_path / "rq-recovery.json").read_text())}
     assert set(rows) == {"supervisor", "rq-alone"}
@@ -23,5 +23,5 @@ def test_unknown_setups_are_refused(capsys):
     import pytest
 
     with pytest.raises(SystemExit):
-        rq_recovery_bench.main(["--setups", "supervisor,celery"])
+        rq_recovery.main(["--setups", "supervisor,celery"])
     assert "--setups takes some of supervisor, rq-alone" in capsys.readouterr().err

@@ -1,8 +1,8 @@
-"""lab.stages: the stages in steps/ and their Procfiles."""
+"""lab.runtime.stages: the stages in steps/ and their Procfiles."""
 
 import pytest
 
-from lab.stages import STEPS_DIR, Stage, StageError, all_stages, parse_procfile
+from lab.runtime.stages import STEPS_DIR, Stage, StageError, all_stages, parse_procfile
 
 
 def test_a_procfile_is_name_colon_command_in_order():
@@ -16,7 +16,11 @@ def test_a_procfile_is_name_colon_command_in_order():
 
 @pytest.mark.parametrize(
     "text, message",
-    [("web gunicorn\n", "line 1 is not `name: command`"), ("web: a\nweb: b\n", "repeats the process 'web'"), ("web:\n", "line 1")],
+    [
+        ("web gunicorn\n", "line 1 is not `name: command`"),
+        ("web: a\nweb: b\n", "repeats the process 'web'"),
+        ("web:\n", "line 1"),
+    ],
 )
 def test_a_bad_procfile_line_is_a_clear_error(text, message):
     with pytest.raises(StageError, match=message):

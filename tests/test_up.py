@@ -7,11 +7,12 @@ import sys
 import pytest
 import requests
 
-from lab.process import ManagedProcess, free_port, port_answers
-from lab.site_client import SiteClient
+from lab.runtime.process import ManagedProcess, free_port, port_answers
+from lab.testing.site_client import SiteClient
 
 
-@pytest.mark.parametrize("stop_signal, exit_code", [(signal.SIGINT, 0), (signal.SIGTERM, 143)], ids=["ctrl-c", "kill"])
+@pytest.mark.parametrize(
+    "stop_signal, exit_code", [(signal.SIGINT, 0), (signal.SIGTERM, 143)], ids=["ctrl-c", "kill"])
 def test_up_serves_a_stage_and_a_signal_stops_everything(tmp_path, stop_signal, exit_code):
     web, api, control = free_port(), free_port(), free_port()
     site = SiteClient(f"http://127.0.0.1:{web}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
-from lab.site_client import SiteClient, tiny_png
+from lab.testing.site_client import SiteClient, tiny_png
 
 CLIENT_TIMEOUT = 5.0  # seconds a visitor waits before giving up
 

@@ -51,7 +51,8 @@ SCENARIOS = {
         Scenario("worker-killed", "Twitter stays up; a worker is killed with SIGKILL in the middle of the run",
                  _outage(action="kill-worker")),
         # Twitter is down first, so the queue holds a backlog when its server dies: what a journal is for.
-        Scenario("queue-restart", "Twitter answers 503 for 30 s; halfway through, with a backlog queued, the queue "
-                 "server is killed with SIGKILL and started again", _outage({"mode": "down"}, "restart-queue", 15)),
+        Scenario("queue-restart", "Twitter answers 503 for 30 s; halfway through, with a backlog queued, "
+                 "the queue server is killed with SIGKILL and started again",
+                 _outage({"mode": "down"}, "restart-queue", 15)),
     )
 }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 
-from lab.stages import Stage
+from lab.runtime.stages import Stage
 
 AVAILABLE_AT_LEAST = 0.99  # share of page views answered OK within a second during the outage
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.stages import REPO_ROOT, STEPS_DIR
+from lab.runtime.stages import REPO_ROOT, STEPS_DIR
 
 if sys.version_info >= (3, 11):
     import tomllib

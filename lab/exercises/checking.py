@@ -1,7 +1,7 @@
 """Run an exercise's tests in a folder (a workspace or a scratch copy) and say what still fails.
 
 The tests run in a pytest subprocess inside the folder, so the stage's own pytest settings apply
-(its pyproject.toml: importlib mode, lab.pytest_plugin with its stage isolation and leak check),
+(its pyproject.toml: importlib mode, lab.testing.plugin with its stage isolation and leak check),
 exactly as when a learner runs `pytest` there. pytest's JUnit XML report says which tests failed
 and with what message.
 
@@ -70,7 +70,8 @@ def run_check(exercise: Exercise, folder: Path) -> CheckResult:
                 output, _ = pytest.communicate()
             return CheckResult(BROKEN, problem=f"the tests did not finish in {CHECK_TIMEOUT} s", output=output)
         if not report.is_file():
-            return CheckResult(BROKEN, problem=f"pytest stopped before it ran a test (exit {pytest.returncode})", output=output)
+            problem = f"pytest stopped before it ran a test (exit {pytest.returncode})"
+            return CheckResult(BROKEN, problem=problem, output=output)
         return _result(ElementTree.parse(report).getroot(), pytest.returncode, output)
 
 

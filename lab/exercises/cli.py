@@ -22,7 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.exercises.catalog import Exercise, ExerciseError, all_exercises, copy_stage, find, workspace_root
+from lab.exercises.catalog import (
+    Exercise,
+    ExerciseError,
+    all_exercises,
+    copy_stage,
+    find,
+    workspace_root,
+)
 from lab.exercises.checking import BROKEN, FAILS, PASSES, CheckResult, run_check
 from lab.exercises.patching import PatchError, apply_patch, make_patch
 
@@ -35,12 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbook exercise", description="Exercises: a stage with one part taken out, checked by its tests."
     )
-    parser.add_argument("--workspace", type=Path, metavar="DIR", help="where exercises are started (default workspace/)")
+    parser.add_argument("--workspace", type=Path, metavar="DIR",
+                        help="where exercises are started (default workspace/)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="every exercise and its state in your workspace")
-    start = commands.add_parser("start", help="copy the exercise's stage to the workspace, with the part to write taken out")
+    start = commands.add_parser(
+        "start", help="copy the exercise's stage to the workspace, with the part to write taken out")
     start.add_argument("id")
-    start.add_argument("--force", action="store_true", help="replace the workspace copy if it exists (your changes go)")
+    start.add_argument("--force", action="store_true",
+                       help="replace the workspace copy if it exists (your changes go)")
     check = commands.add_parser("check", help="run the exercise's tests in its workspace; say what still fails")
     check.add_argument("id")
     check.add_argument("-v", "--verbose", action="store_true", help="also print pytest's own output")
@@ -147,12 +157,14 @@ def describe(result: CheckResult) -> list[str]:
     if result.outcome == BROKEN:
         lines.append(f"could not be checked properly: {result.problem}")
     if result.failures:
-        lines.append(f"still fails: {len(result.failures)} of {total} {'test' if total == 1 else 'tests'} failing:")
+        tests = "test" if total == 1 else "tests"
+        lines.append(f"still fails: {len(result.failures)} of {total} {tests} failing:")
         for failure in result.failures:
             lines.append(f"  {failure.node_id}")
             lines.append(f"      {failure.message}")
             if failure.message.startswith(XPASS_STRICT):
-                lines.append("      it passed, but this stage breaks what it checks: as a strict xfail, it must fail")
+                lines.append(
+                    "      it passed, but this stage breaks what it checks: as a strict xfail, it must fail")
     return lines
 
 
@@ -160,9 +172,12 @@ def run_check_command(args) -> int:
     exercise = find(args.id)
     folder = workspace_root(args.workspace) / exercise.id
     if not folder.is_dir():
-        print(f"workbook exercise: {exercise.id} is not started: workbook exercise start {exercise.id}", file=sys.stderr)
+        print(f"workbook exercise: {exercise.id} is not started: workbook exercise start {exercise.id}",
+              file=sys.stderr)
         return 2
-    print(f"Checking {exercise.id} in {_shown(folder)}: {len(exercise.tests)} test id{'' if len(exercise.tests) == 1 else 's'}, a few seconds to half a minute")
+    ids = "test id" if len(exercise.tests) == 1 else "test ids"
+    print(f"Checking {exercise.id} in {_shown(folder)}: {len(exercise.tests)} {ids}, "
+          "a few seconds to half a minute")
     result = run_check(exercise, folder)
     (folder / LAST_CHECK).write_text(result.outcome + "\n")
     if args.verbose or result.outcome == BROKEN:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lab.exercises.catalog import Exercise, all_exercises
 from lab.exercises.patching import patched_files
-from lab.stages import REPO_ROOT
+from lab.runtime.stages import REPO_ROOT
 
 PAGES_DIR = REPO_ROOT / "docs" / "generated"
 CHAPTERS = (0, 1, 2, 3, 4, 5)  # the story, the four stage chapters, and beyond the stages

@@ -11,7 +11,9 @@ Modules, from the bottom up:
 - `queue`: one persistent FIFO: items, reliable reads, waiters, expiry, limits, read-behind.
 - `collection`: every queue of a server, fanout, and the numbers behind `stats`.
 - `protocol`: parsing request lines and GET options (no I/O).
-- `server`: the asyncio TCP server and one connection's request loop.
+- `commands`: what each request does (set, get and its options, delete, flush, stats, ...).
+- `connection`: one client's buffer, its requests answered in order, its replies written.
+- `server`: the asyncio TCP server: listening, background work, stopping.
 - `cli`: the command line (`python -m lab.kestrel`).
 """
 

@@ -122,7 +122,7 @@ class ServerConfig:
 
     @property
     def largest_item_size(self) -> int:
-        return max([self.limits.max_item_size] + [l.max_item_size for l in self.queue_limits.values()])
+        return max([self.limits.max_item_size] + [limits.max_item_size for limits in self.queue_limits.values()])
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": MiB, "mb": MiB,

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import requests
 
-from lab.process import LOCALHOST, ManagedProcess, free_port
-from lab.timescale import ENV_VAR as TIME_SCALE_ENV
+from lab.runtime.process import LOCALHOST, ManagedProcess, free_port
+from lab.runtime.timescale import ENV_VAR as TIME_SCALE_ENV
 
 CONTROL_TIMEOUT = 5.0  # seconds; the control routes answer at once even while hanging
 SETTLE_SECONDS = 10.0  # how long a finished drain may take to go quiet

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from lab.timescale import time_scale
+from lab.runtime.timescale import time_scale
 
 # --8<-- [start:modes]
 MODES = ("up", "slow", "down", "refuse", "hang", "flaky")

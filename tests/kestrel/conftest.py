@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab.kestrel.config import QueueLimits, ServerConfig
-from lab.kestrel.testing import RawClient, ServerThread
+from lab.testing.kestrel import RawClient, ServerThread
 
 LIMIT_FIELDS = set(QueueLimits.__dataclass_fields__)
 

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from lab.kestrel import bench
-from lab.redis_server import NoRedisServer, redis_server_binary
-
+from lab.bench import kestrel as bench
+from lab.runtime.redis_server import NoRedisServer, redis_server_binary
 
 
 def no_redis_server() -> bool:

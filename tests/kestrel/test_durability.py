@@ -9,8 +9,9 @@ import threading
 import pytest
 
 from lab.kestrel.journal import encode_add
-from lab.kestrel.testing import RawClient, kestrel_argv, kestrel_process
-from lab.process import free_port, wait_until
+from lab.runtime.kestrel_server import kestrel_argv, kestrel_process
+from lab.runtime.process import free_port, wait_until
+from lab.testing.kestrel import RawClient
 
 WRITERS = 4
 

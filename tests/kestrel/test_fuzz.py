@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from lab.kestrel.journal import CorruptRecord, _ReadWindow, decode_at
 from lab.kestrel.protocol import ClientError, parse_get_key, parse_set, split_line
-from lab.kestrel.testing import RawClient
-from lab.process import wait_until
+from lab.runtime.process import wait_until
+from lab.testing.kestrel import RawClient
 
 QUEUES = [b"f0", b"f1", b"f2", b"F0", b"f0+c", b"f1+c"]
 OPTIONS = [b"open", b"close", b"abort", b"peek", b"t=0", b"t=5", b"t=20", b"t=x", b"", b"zzz"]

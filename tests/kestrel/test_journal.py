@@ -21,7 +21,7 @@ from lab.kestrel.journal import (
     encode_xid,
 )
 from lab.kestrel.queue import Fetch, PersistentQueue
-from lab.kestrel.testing import RawClient
+from lab.testing.kestrel import RawClient
 
 
 def open_queue(path, name="q", **limits) -> PersistentQueue:

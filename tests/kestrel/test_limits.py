@@ -6,8 +6,8 @@ import pytest
 
 from lab.kestrel import cli as kestrel_cli
 from lab.kestrel.config import QueueLimits, queue_limits_override
-from lab.kestrel.testing import RawClient
-from lab.process import wait_until
+from lab.runtime.process import wait_until
+from lab.testing.kestrel import RawClient
 
 
 def test_an_item_over_max_item_size_is_not_stored_and_the_connection_goes_on(start_server,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lab.process import wait_until
+from lab.runtime.process import wait_until
 
 VERSION_REPLY = b"VERSION 2.4.1-workbook\r\n"
 
@@ -308,7 +308,7 @@ def test_waiters_are_served_first_come_first_served(connect):
     for number in range(3):
         waiter = connect()
         waiter.send(b"get q/t=5000\r\n")
-        wait_until(lambda: queue_stat(producer, "q", "waiters") == number + 1, 5)
+        wait_until(lambda number=number: queue_stat(producer, "q", "waiters") == number + 1, 5)
         waiters.append(waiter)
     for data in (b"first", b"second", b"third"):
         producer.set("q", data)
@@ -566,7 +566,7 @@ def test_deleting_a_fanout_child_stops_the_copying(client):
 def test_fanout_children_found_on_disk_keep_receiving_after_a_restart(start_server, tmp_path):
     data = tmp_path / "fan"
     first = start_server(data_dir=data)
-    from lab.kestrel.testing import RawClient
+    from lab.testing.kestrel import RawClient
     with RawClient(first.port) as client:
         client.get("p+kept")
     first.stop()

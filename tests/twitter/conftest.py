@@ -1,3 +1,3 @@
 """The fake Twitter's own tests use the same fixtures as every stage's tests."""
 
-from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
+from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from lab.process import wait_until
+from lab.runtime.process import wait_until
 from lab.twitter import DEMO_USERS, FakeTwitter
 
 ALICE = {"Authorization": f"Bearer {DEMO_USERS['alice']}"}
@@ -124,7 +124,8 @@ def test_hang_answers_held_requests_when_the_mode_changes(twitter):
 def test_calls_are_counted_when_they_arrive_and_while_in_flight(twitter):
     twitter.set_mode("hang")
     answers = []
-    threads = [threading.Thread(target=lambda n=n: answers.append(post(twitter, f"held {n}", timeout=30))) for n in range(3)]
+    threads = [threading.Thread(target=lambda n=n: answers.append(post(twitter, f"held {n}", timeout=30)))
+               for n in range(3)]
     for thread in threads:
         thread.start()
     wait_until(lambda: twitter.state()["held"] == 3, timeout=5, what="three requests held")

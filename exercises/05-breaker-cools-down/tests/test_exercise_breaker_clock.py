@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from lab.redis_server import RedisServer
+from lab.runtime.redis_server import RedisServer
 
 THRESHOLD = 3
 WINDOW = COOLDOWN = 1.5  # seconds: long enough that a busy machine cannot blur them

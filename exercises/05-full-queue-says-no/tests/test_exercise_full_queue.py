@@ -10,7 +10,7 @@ import pytest
 from pymemcache.exceptions import MemcacheError
 
 from lab.kestrel.stats import read_stats
-from lab.kestrel.testing import kestrel_process
+from lab.runtime.kestrel_server import kestrel_process
 
 MAX_ITEMS = 2
 

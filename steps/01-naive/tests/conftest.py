@@ -9,11 +9,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
-from lab.process import ManagedProcess, free_port
-from lab.site_client import SiteClient
-from lab.stages import Stage
-from lab.up import start_stage, stage_environment
+from lab.runtime.process import ManagedProcess, free_port
+from lab.runtime.stages import Stage
+from lab.runtime.up import stage_environment, start_stage
+from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
+from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down

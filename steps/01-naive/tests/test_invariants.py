@@ -13,8 +13,8 @@ import psutil
 import pytest
 import requests
 
-from lab.invariants import InvariantBroken, invariant
-from lab.process import process_calling, wait_until
+from lab.runtime.process import process_calling, wait_until
+from lab.testing.invariants import InvariantBroken, invariant
 
 
 @pytest.mark.xfail(
@@ -109,7 +109,8 @@ def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_se
         dropped = twitter.stats()["rejected"].get("abandoned", 0)
         psutil.Process(worker).send_signal(signal.SIGKILL)
         # Twitter notices the dropped connection before it recovers.
-        wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped, timeout=10, what="the call dropped")
+        wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped,
+                   timeout=10, what="the call dropped")
         twitter.set_mode("up")
         with pytest.raises(requests.ConnectionError):
             comment.result()  # the browser sees the connection drop

@@ -5,18 +5,17 @@ Each test that needs a server database gets a private database of its own, creat
 dropped after it: no test touches data it did not make.
 """
 
-import os
-import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 
-from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
-from lab.process import ManagedProcess, free_port
-from lab.site_client import SiteClient
-from lab.stages import Stage
-from lab.up import start_stage, stage_environment
+from lab.runtime.databases import private_database, unreachable_reason
+from lab.runtime.process import ManagedProcess, free_port
+from lab.runtime.stages import Stage
+from lab.runtime.up import stage_environment, start_stage
+from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
+from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
@@ -24,10 +23,6 @@ WORKERS = 2  # background worker processes
 TIME_SCALE = 0.1  # the worker's timeouts, leases, retries and polling, 10 times faster
 DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
 
-SERVER_URLS = {
-    "postgresql": os.environ.get("TWITPIC_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-    "mariadb": os.environ.get("TWITPIC_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test"),
-}
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
 
 
@@ -101,43 +96,15 @@ def photo(site, twitter) -> int:
 # -- databases -------------------------------------------------------------------------------
 
 
-def _server_database(backend: str):
-    """Create a private database on the backend's server; its URL and a function that drops it."""
-    from twitpic import dialects
-
-    admin_url = SERVER_URLS[backend]
-    try:
-        admin, _ = dialects.connect(admin_url)
-    except Exception as error:  # the server is not there: say how to point the tests at one
-        variable = f"TWITPIC_TEST_{backend.upper()}_URL"
-        pytest.skip(
-            f"{backend} is not reachable at {admin_url} ({error.__class__.__name__}): start one, or set "
-            f"{variable} to a server where you may create databases (docs/setup.md says how)"
-        )
-    name = f"twitpic_test_{uuid.uuid4().hex[:12]}"
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    url = admin_url.rsplit("/", 1)[0] + "/" + name
-
-    def drop():
-        force = " WITH (FORCE)" if backend == "postgresql" else ""
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}{force}")
-        admin.close()
-
-    return url, drop
-
-
 def _database(backend: str, tmp_path: Path):
     from twitpic.db import init_db
 
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'queue.sqlite3'}", lambda: None
-    else:
-        url, drop = _server_database(backend)
-    try:
+    reason = unreachable_reason(backend)
+    if reason:  # no server: say how to point the tests at one
+        pytest.skip(f"{backend}: {reason} to a server where you may create databases (docs/setup.md says how)")
+    with private_database(backend, tmp_path, prefix="twitpic_test") as url:
         init_db(url)
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -167,6 +134,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not rows:
         return
     terminalreporter.section("02-db-queue: many workers draining the jobs table")
-    terminalreporter.write_line(f"{'strategy':<12} {'backend':<11} {'delivered':>9} {'duplicates':>10} {'lost':>5}")
+    header = f"{'strategy':<12} {'backend':<11} {'delivered':>9} {'duplicates':>10} {'lost':>5}"
+    terminalreporter.write_line(header)
     for strategy, backend, delivered, duplicates, lost in sorted(rows):
         terminalreporter.write_line(f"{strategy:<12} {backend:<11} {delivered:>9} {duplicates:>10} {lost:>5}")

@@ -14,8 +14,8 @@ import psutil
 import pytest
 import requests
 
-from lab.invariants import InvariantBroken, invariant
-from lab.process import process_calling, wait_until
+from lab.runtime.process import process_calling, wait_until
+from lab.testing.invariants import InvariantBroken, invariant
 
 
 def test_comment_answers_fast_while_twitter_is_slow(site, twitter, photo):
@@ -90,7 +90,8 @@ def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_sec
     db.close()
 
     barrier = threading.Barrier(4, timeout=10)  # broken, it fails the test: the race was not run
-    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url)  # naive, as Twitpic first wrote it
+    # The default claim, `naive`, as Twitpic first wrote it.
+    settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url)
 
     def one_worker(_):
         worker = Worker(settings, between=barrier.wait)
@@ -116,7 +117,8 @@ def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_se
     dropped = twitter.stats()["rejected"].get("abandoned", 0)
     psutil.Process(worker).send_signal(signal.SIGKILL)
     # Twitter notices the dropped connection before it recovers.
-    wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped, timeout=10, what="the call dropped")
+    wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped,
+               timeout=10, what="the call dropped")
     twitter.set_mode("up")
 
     assert "the worker dies" in site.photo_page(photo).text  # the comment was saved first

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lab.process import wait_until
+from lab.runtime.process import wait_until
 
 STRATEGIES = ["naive", "locked", "skip-locked", "atomic"]
 
@@ -41,7 +41,8 @@ def job_rows(url):
 
     db = Database(url)
     try:
-        return db.all("SELECT id, status, attempts, run_after, locked_until, last_error FROM tweet_jobs ORDER BY id")
+        return db.all("SELECT id, status, attempts, run_after, locked_until, last_error"
+                      " FROM tweet_jobs ORDER BY id")
     finally:
         db.close()
 
@@ -156,7 +157,7 @@ TRAP = (
 def test_the_postgresql_trap(postgresql_url, lock, recheck, claims):
     import psycopg
 
-    from lab.process import wait_until
+    from lab.runtime.process import wait_until
 
     enqueue(postgresql_url, ["trap"])
     statement = TRAP.format(lock=lock, recheck=recheck)
@@ -289,7 +290,8 @@ def test_many_workers_drain_many_jobs(database_url, twitter, strategy, race_resu
     enqueue(database_url, texts)
 
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_drain, args=(database_url, twitter.api_url, strategy)) for _ in range(DRAIN_WORKERS)]
+    workers = [context.Process(target=_drain, args=(database_url, twitter.api_url, strategy))
+               for _ in range(DRAIN_WORKERS)]
     for process in workers:
         process.start()
     for process in workers:

@@ -7,12 +7,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.kestrel.stats import read_stats
-from lab.process import ManagedProcess, free_port, wait_until
-from lab.site_client import SiteClient
-from lab.stages import Stage
-from lab.up import start_stage, stage_environment
+from lab.runtime.process import ManagedProcess, free_port, wait_until
+from lab.runtime.stages import Stage
+from lab.runtime.up import stage_environment, start_stage
+from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
+from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
@@ -24,7 +24,9 @@ DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter
 class Site(SiteClient):
     """The running site: a client for its pages, plus its processes and its data folder."""
 
-    def __init__(self, base_url: str, processes: dict[str, ManagedProcess], env: dict, data_dir: Path, workers: int):
+    def __init__(
+        self, base_url: str, processes: dict[str, ManagedProcess], env: dict, data_dir: Path, workers: int,
+    ):
         super().__init__(base_url)
         self.processes = processes
         self.env = env

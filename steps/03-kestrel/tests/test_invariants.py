@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import requests
 
-from lab.invariants import invariant
-from lab.process import process_calling, wait_until
+from lab.runtime.process import process_calling, wait_until
+from lab.testing.invariants import invariant
 
 
 def test_comment_answers_fast_while_twitter_is_slow(site, twitter, photo):
@@ -90,7 +90,8 @@ def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_se
     dropped = twitter.stats()["rejected"].get("abandoned", 0)
     psutil.Process(worker).send_signal(signal.SIGKILL)
     # Twitter notices the dropped connection before it recovers.
-    wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped, timeout=10, what="the call dropped")
+    wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped,
+               timeout=10, what="the call dropped")
     twitter.set_mode("up")
 
     assert "the worker dies" in site.photo_page(photo).text  # the comment was saved first

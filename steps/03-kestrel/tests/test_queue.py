@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from pymemcache.client.base import Client
 
-from lab.kestrel.testing import kestrel_process
+from lab.runtime.kestrel_server import kestrel_process
 
 
 def test_a_queue_server_crash_loses_nothing_and_duplicates_nothing(site, twitter, photo, drain_seconds):

@@ -25,7 +25,13 @@ from pymemcache.exceptions import MemcacheError
 from . import queue
 from .db import Database, init_db
 from .settings import settings_from_environment
-from .twitter import DuplicateTweet, TweetRejected, TwitterError, TwitterUnavailable, post_tweet
+from .twitter import (
+    DuplicateTweet,
+    TweetRejected,
+    TwitterError,
+    TwitterUnavailable,
+    post_tweet,
+)
 
 log = logging.getLogger("twitpic.worker")
 
@@ -115,7 +121,9 @@ class Worker:
     def count_failed_attempt(self, tweet_id: str) -> int:
         """One more failed try of this tweet, by any worker; how many so far. One worker at a time
         holds a message (its read is open), so the update-or-insert cannot race with another."""
-        if self.db.execute("UPDATE tweet_attempts SET attempts = attempts + 1 WHERE tweet_id = ?", (tweet_id,)).rowcount == 0:
+        counted = self.db.execute(
+            "UPDATE tweet_attempts SET attempts = attempts + 1 WHERE tweet_id = ?", (tweet_id,))
+        if counted.rowcount == 0:
             self.db.execute("INSERT INTO tweet_attempts (tweet_id, attempts) VALUES (?, 1)", (tweet_id,))
         return self.db.one("SELECT attempts FROM tweet_attempts WHERE tweet_id = ?", (tweet_id,))["attempts"]
 

@@ -2,6 +2,7 @@
 and gunicorn, all started from its Procfile on free ports.
 """
 
+import os
 from pathlib import Path
 
 import psutil
@@ -9,23 +10,28 @@ import pytest
 import redis
 import requests
 
-from lab.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
-from lab.process import ManagedProcess, free_port, wait_until
-from lab.site_client import SiteClient
-from lab.stages import Stage
-from lab.up import own_redis_url, start_stage, stage_environment
+from lab.runtime.process import ManagedProcess, free_port, wait_until
+from lab.runtime.stages import Stage
+from lab.runtime.up import stage_environment, start_stage
+from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
+from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
 WORKERS = 4  # background worker processes
 TIME_SCALE = 0.1  # job timeouts, retry intervals and the breaker, 10 times faster
 DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
+# The tests start a private Redis. To run them on a Redis of your own, name it here; its
+# database is emptied first, which is why a REDIS_URL set for everyday use is not enough.
+OWN_REDIS_VARIABLE = "TWITPIC_TEST_REDIS_URL"
 
 
 class Site(SiteClient):
     """The running site: a client for its pages, plus its processes and its data folder."""
 
-    def __init__(self, base_url: str, processes: dict[str, ManagedProcess], env: dict, data_dir: Path, workers: int):
+    def __init__(
+        self, base_url: str, processes: dict[str, ManagedProcess], env: dict, data_dir: Path, workers: int,
+    ):
         super().__init__(base_url)
         self.processes = processes
         self.env = env
@@ -84,8 +90,8 @@ def site(running_twitter, tmp_path_factory, request):
     env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(time_scale), REDIS_PORT=str(free_port()))
     env["REDIS_URL"] = f"redis://127.0.0.1:{env['REDIS_PORT']}/0"
     skip = {"twitter"}
-    if own_redis_url():  # REDIS_URL: your own Redis instead of a private one (its data is wiped)
-        env["REDIS_URL"] = own_redis_url()
+    if os.environ.get(OWN_REDIS_VARIABLE):  # asked for by name: REDIS_URL alone is never wiped
+        env["REDIS_URL"] = os.environ[OWN_REDIS_VARIABLE]
         skip.add("redis")
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     started = start_stage(STAGE, env, skip=frozenset(skip))

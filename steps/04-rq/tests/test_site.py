@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 import requests
 
-from lab.process import wait_until
-from lab.site_client import JPEG_START, TINY_GIF, photo_id_from, tiny_png
+from lab.runtime.process import wait_until
+from lab.testing.site_client import JPEG_START, TINY_GIF, photo_id_from, tiny_png
 from twitpic.db import init_db
 
 MiB = 1024 * 1024
@@ -66,7 +66,11 @@ def test_upload_without_a_tweet_posts_nothing(site, twitter):
 
 @pytest.mark.parametrize(
     "image, filename, content_type",
-    [(tiny_png(2), "holiday.gif", "image/png"), (TINY_GIF, "x.png", "image/gif"), (JPEG_START, "a.txt", "image/jpeg")],
+    [
+        (tiny_png(2), "holiday.gif", "image/png"),
+        (TINY_GIF, "x.png", "image/gif"),
+        (JPEG_START, "a.txt", "image/jpeg"),
+    ],
     ids=["png", "gif", "jpeg"],
 )
 def test_the_type_comes_from_the_content_not_the_name(site, twitter, image, filename, content_type):
@@ -206,7 +210,8 @@ def test_web_workers_booting_together_all_create_the_database(tmp_path):
     for attempt in range(BOOT_RACE_ROUNDS):
         database = tmp_path / f"round-{attempt}" / "twitpic.sqlite3"
         barrier = context.Barrier(BOOT_RACE_PROCESSES)
-        workers = [context.Process(target=boot_at_once, args=(barrier, database)) for _ in range(BOOT_RACE_PROCESSES)]
+        workers = [context.Process(target=boot_at_once, args=(barrier, database))
+                   for _ in range(BOOT_RACE_PROCESSES)]
         for worker in workers:
             worker.start()
         for worker in workers:

@@ -37,7 +37,8 @@ class CircuitBreaker:
         """Raise CircuitOpen unless this call may go ahead now."""
         if self.redis.exists(self.open_key):
             raise CircuitOpen("Twitter is failing: the circuit breaker is open")
-        if self.redis.exists(self.tripped_key) and not self.redis.set(self.trial_key, 1, px=ms(self.trial), nx=True):
+        tripped = self.redis.exists(self.tripped_key)
+        if tripped and not self.redis.set(self.trial_key, 1, px=ms(self.trial), nx=True):
             raise CircuitOpen("one trial call is testing Twitter: the others wait for it")
 
     def record_failure(self) -> None:

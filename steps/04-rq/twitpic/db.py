@@ -67,10 +67,6 @@ class Database:
         self.conn.close()
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 def get_db() -> Database:
     if "db" not in g:
         g.db = Database(current_app.config["DATABASE_URL"])

@@ -49,7 +49,9 @@ def retry_policy(time_scale: float, attempts: int = 10, cap: float = 60.0) -> Re
 
 
 # --8<-- [start:enqueue]
-def enqueue_tweet(queue: Queue, username: str, text: str, time_scale: float = 1.0, tweet_id: str | None = None) -> str:
+def enqueue_tweet(
+    queue: Queue, username: str, text: str, time_scale: float = 1.0, tweet_id: str | None = None,
+) -> str:
     """Queue the tweet as a job named after its id; its id. Raises DuplicateJobError if queued already."""
     tweet_id = tweet_id or uuid.uuid4().hex
     queue.enqueue(

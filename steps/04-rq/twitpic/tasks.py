@@ -10,7 +10,13 @@ from .breaker import CircuitBreaker, CircuitOpen
 from .db import Database
 from .queue import JOB_TIMEOUT, job_timeout
 from .settings import settings_from_environment
-from .twitter import DuplicateTweet, TweetRejected, TwitterError, TwitterUnavailable, post_tweet
+from .twitter import (
+    DuplicateTweet,
+    TweetRejected,
+    TwitterError,
+    TwitterUnavailable,
+    post_tweet,
+)
 
 log = logging.getLogger("twitpic.tasks")
 

@@ -155,7 +155,8 @@ def taken_not_started(connection) -> dict[str, bytes | None]:
     """Jobs a worker took off the queue (RQ keeps them on an intermediate list) and has not started,
     each with the moment it was enqueued: a job queued again later is another take of it."""
     tweets = queue.tweets_queue(connection)
-    taken = [job_id for job_id in tweets.intermediate_queue.get_job_ids() if job_id not in tweets.started_job_registry]
+    taken = [job_id for job_id in tweets.intermediate_queue.get_job_ids()
+             if job_id not in tweets.started_job_registry]
     return {job_id: connection.hget(f"rq:job:{job_id}", "enqueued_at") for job_id in taken}
 
 

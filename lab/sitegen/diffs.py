@@ -13,7 +13,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from lab.stages import REPO_ROOT, Stage, all_stages
+from lab.runtime.stages import REPO_ROOT, Stage, all_stages
 
 DIFFS_DIR = REPO_ROOT / "docs" / "diffs"
 SKIPPED = {"__pycache__", "data", ".pytest_cache"}
@@ -73,7 +73,7 @@ def page_name(old: Stage, new: Stage) -> str:
 
 def expected_pages() -> dict[str, str]:
     stages = all_stages()
-    return {page_name(old, new): diff_page(old, new) for old, new in zip(stages, stages[1:])}
+    return {page_name(old, new): diff_page(old, new) for old, new in zip(stages, stages[1:], strict=False)}
 
 
 def main(argv: list[str] | None = None) -> int:

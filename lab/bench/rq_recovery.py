@@ -34,12 +34,19 @@ from pathlib import Path
 
 import psutil
 
-from lab.process import ManagedProcess, free_port, wait_until
-from lab.redis_server import RedisServer
-from lab.stages import STEPS_DIR
-from lab.timescale import ENV_VAR as TIME_SCALE_ENV
+from lab.runtime.process import (
+    ManagedProcess,
+    descendants,
+    free_port,
+    process_calling,
+    wait_until,
+)
+from lab.runtime.redis_server import RedisServer
+from lab.runtime.stages import STEPS_DIR
+from lab.runtime.timescale import ENV_VAR as TIME_SCALE_ENV
+from lab.runtime.timescale import whole_seconds
+from lab.runtime.up import stage_environment
 from lab.twitter import FakeTwitter
-from lab.up import stage_environment
 
 STAGE_DIR = STEPS_DIR / "04-rq"
 SETUPS = ("supervisor", "rq-alone")
@@ -64,7 +71,7 @@ enqueue_tweet(tweets_queue(connect(settings["REDIS_URL"])), "bob", sys.argv[1], 
 
 
 def job_timeout(time_scale: float) -> int:
-    return max(1, round(20 * time_scale))  # as stage 04's enqueue_tweet sets it
+    return whole_seconds(20, time_scale)  # as stage 04's enqueue_tweet sets it (JOB_TIMEOUT)
 
 
 def heartbeat_seconds(time_scale: float) -> int:
@@ -86,18 +93,6 @@ def worker_processes(setup: str, env: dict, redis_url: str, maintenance_s: int) 
     return [ManagedProcess(f"rq-worker-{n}", argv, cwd=STAGE_DIR, env=env) for n in range(WORKERS)]
 
 
-def process_calling(roots: list[ManagedProcess], port: int) -> psutil.Process:
-    """The process, under `roots`, with a connection open to `port`: the work horse in its call."""
-    for root in roots:
-        for process in psutil.Process(root.pid).children(recursive=True):
-            try:
-                if any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp")):
-                    return process
-            except psutil.Error:
-                continue
-    raise LookupError("no process is calling Twitter")
-
-
 def measure(setup: str, time_scale: float, maintenance_s: int, scratch: Path) -> dict:
     """Kill the worker whose job waits on Twitter; seconds until the tweet is posted."""
     folder = scratch / setup
@@ -111,11 +106,13 @@ def measure(setup: str, time_scale: float, maintenance_s: int, scratch: Path) ->
             twitter_port=twitter.port, twitter_control_port=twitter.control_port,
         )
         env.update(REDIS_URL=redis_server.url, **{TIME_SCALE_ENV: str(time_scale)})
-        subprocess.run([sys.executable, "-c", ENQUEUE_ONE, f"{marker} https://twitpic.example/p"], cwd=STAGE_DIR, env={**os.environ, **env},
+        subprocess.run([sys.executable, "-c", ENQUEUE_ONE, f"{marker} https://twitpic.example/p"],
+                       cwd=STAGE_DIR, env={**os.environ, **env},
                        check=True, capture_output=True, timeout=60)
         workers = [process.start() for process in worker_processes(setup, env, redis_server.url, maintenance_s)]
         wait_until(lambda: twitter.state()["held"] == 1, timeout=30, what="the job calls Twitter")
-        horse = process_calling(workers, twitter.port)
+        horse = psutil.Process(process_calling(  # the work horse in its call
+            lambda: [child.pid for worker in workers for child in descendants(worker.pid)], twitter.port))
         worker = horse.parent()
         worker.send_signal(signal.SIGKILL)  # the whole worker, as the out-of-memory killer would
         horse.send_signal(signal.SIGKILL)

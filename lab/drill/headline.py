@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from lab.drill import report, verdicts
-from lab.stages import REPO_ROOT
+from lab.runtime.stages import REPO_ROOT
 
 RESULTS = REPO_ROOT / "docs" / "results" / "drill" / "results.json"
 PAGE = REPO_ROOT / "docs" / "generated" / "drill-headline.md"
@@ -47,7 +47,8 @@ def headline_markdown(results: dict) -> str:
     if all("runs" in results["stages"][stage] for stage in stages):
         kept = [verdicts.stage_holds(results["stages"][stage]["runs"]) == len(results["stages"][stage]["runs"])
                 for stage in stages]
-        lines.append("| kept every promise it makes | " + " | ".join("yes" if k else "**no**" for k in kept) + " |")
+        cells = " | ".join("yes" if k else "**no**" for k in kept)
+        lines.append(f"| kept every promise it makes | {cells} |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,7 @@
 
 The case study's Twitter took 1-2 s per call. A demo shows exactly that (scale 1); the tests run the
 same code at a hundredth of the time (scale 0.01). Every latency, timeout and poll interval written
-in "story time" goes through `scaled()`, so the whole story speeds up or slows down together.
+in "story time" is multiplied by it, so the whole story speeds up or slows down together.
 """
 
 import os
@@ -35,6 +35,7 @@ def set_time_scale(value: float) -> None:
     os.environ[ENV_VAR] = repr(parse_time_scale(str(value)))
 
 
-def scaled(seconds: float) -> float:
-    """Story-time seconds to real seconds."""
-    return seconds * time_scale()
+def whole_seconds(seconds: float, scale: float) -> int:
+    """Story-time seconds at `scale`, for a setting that counts whole seconds (gunicorn's timeout,
+    RQ's job timeout): rounded, and never 0, which would mean "no limit" to both."""
+    return max(1, round(seconds * scale))

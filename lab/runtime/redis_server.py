@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from lab.process import LOCALHOST, ManagedProcess, free_port
+from lab.runtime.process import LOCALHOST, ManagedProcess, free_port
 
 
 class NoRedisServer(RuntimeError):
@@ -66,7 +66,9 @@ def redis_argv(binary: str, port: int, data_dir: Path, appendonly: bool, host: s
 class RedisServer:
     """A Redis server process: `with RedisServer(data_dir) as redis: ... redis.url`."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, appendonly: bool = False, binary: str | None = None):
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, appendonly: bool = False, binary: str | None = None,
+    ):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly

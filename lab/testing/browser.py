@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lab.process import LOCALHOST
+from lab.runtime.process import LOCALHOST
 
 CHROMIUM_ENV = "WORKBOOK_CHROMIUM"  # the browser's path, when it is not found by name
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

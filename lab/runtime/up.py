@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from lab.process import LOCALHOST, ManagedProcess, ProcessError
-from lab.stages import Stage
+from lab.runtime.process import LOCALHOST, ManagedProcess, ProcessError
+from lab.runtime.stages import Stage
 
 # Which environment variable holds the port each kind of process answers on.
 PORT_VARIABLES = {

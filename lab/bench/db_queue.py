@@ -23,16 +23,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import psutil
 
-from lab.process import ManagedProcess
-from lab.stages import STEPS_DIR
+from lab.bench.db_queue_tables import postgresql_verdict, text_table, write_markdown
+from lab.runtime.databases import DEFAULT_PORTS, private_database, unreachable_reason
+from lab.runtime.process import ManagedProcess, connects_to
+from lab.runtime.stages import STEPS_DIR
 from lab.twitter import FakeTwitter
 
 STAGE_DIR = STEPS_DIR / "02-db-queue"
@@ -41,18 +40,6 @@ BACKENDS = ("sqlite", "postgresql", "mariadb")
 STRATEGIES = ("naive", "locked", "skip-locked", "atomic")
 UNSAFE_STRATEGIES = {"naive"}  # expected to post some tweets twice
 UNSUPPORTED = {("sqlite", "skip-locked")}  # SQLite has no SELECT ... FOR UPDATE SKIP LOCKED
-
-# The same variables and defaults as the stage's tests.
-SERVER_URL_VARIABLES = {
-    "postgresql": "TWITPIC_TEST_POSTGRESQL_URL",
-    "mariadb": "TWITPIC_TEST_MARIADB_URL",
-}
-DEFAULT_SERVER_URLS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
-    "mariadb": "mysql://root@127.0.0.1:3306/test",
-}
-
-DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306}
 
 FULL_JOBS, FULL_WORKERS = 300, (1, 2, 4, 8)
 QUICK_JOBS, QUICK_WORKERS = 50, (1, 4)
@@ -185,80 +172,7 @@ def holds_database(process: psutil.Process, database_url: str) -> bool:
     if database_url.startswith("sqlite:///"):
         path = os.path.realpath(database_url.removeprefix("sqlite:///"))
         return any(os.path.realpath(file.path) == path for file in process.open_files())
-    port = urlparse(database_url).port or DEFAULT_PORTS[database_url.split(":", 1)[0]]
-    return any(conn.raddr and conn.raddr.port == port for conn in process.net_connections("tcp"))
-
-
-# -- databases ----------------------------------------------------------------------------------
-
-
-def server_url(backend: str) -> str:
-    return os.environ.get(SERVER_URL_VARIABLES[backend]) or DEFAULT_SERVER_URLS[backend]
-
-
-def connect_server(backend: str, url: str):
-    """An autocommit connection to a PostgreSQL or MariaDB server, to create and drop databases."""
-    if backend == "postgresql":
-        import psycopg
-
-        return psycopg.connect(url, autocommit=True, connect_timeout=3)
-    import pymysql
-
-    parts = urlparse(url)
-    return pymysql.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""),
-        database=parts.path.lstrip("/") or None,
-        autocommit=True,
-        connect_timeout=3,
-    )
-
-
-def without_password(url: str) -> str:
-    parts = urlparse(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def unreachable_reason(backend: str) -> str | None:
-    """None when the backend can be benchmarked; otherwise why not."""
-    if backend == "sqlite":
-        return None
-    url = server_url(backend)
-    try:
-        connect_server(backend, url).close()
-    except Exception as error:  # any failure to connect means: no server to measure
-        return (f"no server at {without_password(url)} ({error.__class__.__name__});"
-                f" set {SERVER_URL_VARIABLES[backend]}")
-    return None
-
-
-@contextmanager
-def private_database(backend: str, scratch_dir: Path) -> Iterator[str]:
-    """The URL of a new, empty database, dropped (or deleted) afterwards."""
-    if backend == "sqlite":
-        path = scratch_dir / f"queue-{uuid.uuid4().hex[:12]}.sqlite3"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                leftover.unlink(missing_ok=True)
-        return
-    admin_url = server_url(backend)
-    admin = connect_server(backend, admin_url)
-    name = f"twitpic_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        admin.cursor().execute(f"CREATE DATABASE {name}")
-        try:
-            yield admin_url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            force = " WITH (FORCE)" if backend == "postgresql" else ""  # even if a worker lingers
-            admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}{force}")
-    finally:
-        admin.close()
+    return connects_to(process.pid, urlparse(database_url).port or DEFAULT_PORTS[database_url.split(":", 1)[0]])
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -273,7 +187,7 @@ def run_once(
     texts = [f"bench {run_id} job {number:05d}" for number in range(jobs)]  # each text unique
     # Generous: even one worker at a time, with room for a slow machine.
     timeout = 30 + jobs * (latency_ms / 1000 + 0.05) * 2
-    with private_database(backend, scratch_dir) as database_url:
+    with private_database(backend, scratch_dir, prefix="twitpic_bench") as database_url:
         process = worker_process(database_url, twitter, strategy, workers)
         try:
             process.start(timeout=30)
@@ -302,68 +216,6 @@ def run_once(
     }
 
 
-# -- the report ---------------------------------------------------------------------------------
-
-
-def speed_ups(rows: list[dict]) -> list[str]:
-    """Each row's jobs/s over the same backend and strategy's 1-worker jobs/s."""
-    single = {
-        (row["backend"], row["strategy"]): row["jobs_per_s"] for row in rows if row["workers"] == 1
-    }
-    figures = []
-    for row in rows:
-        base = single.get((row["backend"], row["strategy"]))
-        figures.append(f"{row['jobs_per_s'] / base:.2f}x" if base else "-")
-    return figures
-
-
-HEADERS = ("backend", "strategy", "workers", "jobs/s", "duplicates", "lost", "vs 1 worker")
-
-
-def table_cells(rows: list[dict]) -> list[tuple[str, ...]]:
-    return [
-        (row["backend"], row["strategy"], str(row["workers"]), f"{row['jobs_per_s']:.1f}",
-         str(row["duplicates"]), str(row["lost"]), speed_up)
-        for row, speed_up in zip(rows, speed_ups(rows))
-    ]
-
-
-def text_table(rows: list[dict]) -> str:
-    cells = [HEADERS, *table_cells(rows)]
-    widths = [max(len(line[column]) for line in cells) for column in range(len(HEADERS))]
-    lines = []
-    for line in cells:
-        left = [value.ljust(width) for value, width in zip(line[:2], widths[:2])]
-        right = [value.rjust(width) for value, width in zip(line[2:], widths[2:])]
-        lines.append("  ".join(left + right))
-    return "\n".join(lines)
-
-
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|---|---|--:|--:|--:|--:|--:|"]
-    lines += ["| " + " | ".join(line) + " |" for line in table_cells(rows)]
-    return "\n".join(lines)
-
-
-def one_to_four(rows: list[dict], backend: str, strategy: str) -> float | None:
-    by_workers = {row["workers"]: row["jobs_per_s"] for row in rows
-                  if (row["backend"], row["strategy"]) == (backend, strategy)}
-    if not by_workers.get(1) or 4 not in by_workers:
-        return None
-    return by_workers[4] / by_workers[1]
-
-
-def postgresql_verdict(rows: list[dict]) -> str | None:
-    """The figure the chapter relies on: skip-locked scales on PostgreSQL, locked does not."""
-    skip_locked = one_to_four(rows, "postgresql", "skip-locked")
-    locked = one_to_four(rows, "postgresql", "locked")
-    if skip_locked is None or locked is None:
-        return None
-    outcome = "as expected" if skip_locked >= 2.5 and locked < 1.5 else "NOT as expected"
-    return (f"PostgreSQL, 1 -> 4 workers: skip-locked {skip_locked:.2f}x (expected at least 2.5x),"
-            f" locked {locked:.2f}x (expected under 1.5x): {outcome}")
-
-
 def settings_line(jobs: int, latency_ms: int, workers: tuple[int, ...], quick: bool) -> str:
     counts = ", ".join(str(count) for count in workers)
     line = (f"{jobs} jobs per run, fake Twitter latency {latency_ms} ms, {counts} workers,"
@@ -371,25 +223,6 @@ def settings_line(jobs: int, latency_ms: int, workers: tuple[int, ...], quick: b
     if quick:
         line += f" (quick run: a full run has {FULL_JOBS} jobs and 1, 2, 4, 8 workers)"
     return line
-
-
-def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[str, str]) -> None:
-    lines = [
-        "# The jobs table as a queue: workers against claim strategies",
-        "",
-        # Chapter 02 includes everything between the markers (comments: invisible on the page).
-        "<!-- --8<-- [start:results] -->",
-        f"Measured {date.today().isoformat()} with `workbook bench db-queue`: {settings}.",
-        "",
-    ]
-    if skipped:
-        lines += [f"Skipped: {', '.join(skipped)} (no server answered).", ""]
-    lines += [markdown_table(rows), ""]
-    verdict = postgresql_verdict(rows)
-    if verdict:
-        lines += [verdict + ".", ""]
-    lines += ["<!-- --8<-- [end:results] -->", ""]
-    path.write_text("\n".join(lines))
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Pytest fixtures for the fake Twitter, shared by the lab's tests and every stage's tests.
 
-A conftest imports them by name (`from lab.fixtures import running_twitter, twitter`), so a reader
+A conftest imports them by name (`from lab.testing.fixtures import running_twitter, twitter`), so a reader
 of a stage's conftest can see where they come from.
 """
 

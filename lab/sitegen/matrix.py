@@ -4,7 +4,7 @@
     workbook matrix --report test-results/invariants.json            write docs/generated/invariants.md
     workbook matrix --report test-results/invariants.json --check    fail if the page disagrees
 
-The pytest plugin (`lab/pytest_plugin.py`) records each invariant test's outcome; this module turns
+The pytest plugin (`lab/testing/plugin.py`) records each invariant test's outcome; this module turns
 those outcomes into a table, rows the invariants, columns the stages. A passed test is "holds", a
 strict xfail is "breaks" with its reason as a footnote. Anything else (a failure, a skip, a missing
 invariant or stage) is an error, never a blank cell: the page shows only what a green run proved.
@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.stages import REPO_ROOT, all_stages
+from lab.runtime.stages import REPO_ROOT, all_stages
 
 PAGE = REPO_ROOT / "docs" / "generated" / "invariants.md"
 
@@ -135,7 +135,7 @@ def parse_page(text: str) -> tuple[list[str], Matrix]:
     matrix: Matrix = {}
     for row in rows[2:]:
         test = names.get(row[0], row[0])
-        for stage, text_cell in zip(stages, row[1:]):
+        for stage, text_cell in zip(stages, row[1:], strict=False):
             broken = _BROKEN_CELL.match(text_cell)
             if text_cell == HOLDS:
                 matrix[test, stage] = Cell(holds=True)

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lab.stages import REPO_ROOT
+from lab.runtime.stages import REPO_ROOT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from lab import cli_reference, diffs, drill_headline, matrix
+    from lab.drill import headline as drill_headline
     from lab.exercises import pages as exercise_pages
+    from lab.sitegen import cli_reference, diffs, matrix
 
     written = [cli_reference.write_reference(), drill_headline.write_from_committed_results()]
     for page in written:

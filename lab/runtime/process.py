@@ -190,7 +190,7 @@ class ManagedProcess:
         """SIGTERM the whole group, then SIGKILL whatever is left after `grace` seconds."""
         if self.popen is None:
             return None
-        family = _descendants(self.pid)
+        family = descendants(self.pid)
         if self.popen.poll() is None:
             _signal_group(self.pid, signal.SIGTERM)
             try:
@@ -227,7 +227,8 @@ class ManagedProcess:
         return f"<ManagedProcess {self.name} pid={pid} {state}>"
 
 
-def _descendants(pid: int) -> list[psutil.Process]:
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process below `pid` (none once it is gone)."""
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:

@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.kestrel.testing import kestrel_process
-from lab.process import ManagedProcess, free_port
-from lab.redis_server import redis_server_binary
+from lab.bench.figures import percentile
+from lab.runtime.kestrel_server import kestrel_process
+from lab.runtime.process import ManagedProcess, free_port
+from lab.runtime.redis_server import redis_server_binary
 
 PAYLOAD = b"x" * 1024
 
@@ -214,7 +215,7 @@ async def put_many(server: str, port: int, total: int, clients: int
     for number in range(clients):
         count = total // clients + (number < total % clients)
         _, putter = await loop.create_connection(
-            lambda: Putter(request, ok, reply_length, count, latencies), "127.0.0.1", port)
+            lambda count=count: Putter(request, ok, reply_length, count, latencies), "127.0.0.1", port)
         putters.append(putter)
     started = time.perf_counter()
     for putter in putters:
@@ -270,11 +271,6 @@ def start_server(server: str, fsync: str, data_dir: Path) -> ManagedProcess:
                                     *persistence], port=port).start()
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
-
-
 def run_one(server: str, workload: str, fsync: str, items: int, clients: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         process = start_server(server, fsync, Path(folder))
@@ -290,7 +286,7 @@ def run_one(server: str, workload: str, fsync: str, items: int, clients: int) ->
     return {"server": server, "workload": workload, "fsync": fsync, "items": items,
             "moved": moved, "items_per_s": round(moved / elapsed),
             "p50_ms": round(statistics.median(latencies) * 1000, 3),
-            "p99_ms": round(percentile(latencies, 0.99), 3)}
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 3)}
 
 
 def run_benchmark(put_many_items: int, clients: int, flood_items: int, rounds: int = 1) -> list[dict]:

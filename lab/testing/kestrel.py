@@ -3,20 +3,18 @@
 `RawClient` sends exact bytes and reads exact bytes, for asserting the protocol to the byte.
 `ServerThread` runs a real TCP server on a free port in a background thread (its own event loop),
 for tests that need thousands of round trips; crash tests run the server as a process instead
-(`kestrel_process`), because only a process can be killed with SIGKILL.
+(`lab.runtime.kestrel_server`), because only a process can be killed with SIGKILL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import threading
-from pathlib import Path
 
 from lab.kestrel.config import ServerConfig
 from lab.kestrel.server import KestrelServer
-from lab.process import LOCALHOST, ManagedProcess, free_port
+from lab.runtime.process import LOCALHOST
 
 
 class RawClient:
@@ -154,14 +152,3 @@ class ServerThread:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-def kestrel_argv(data_dir: Path, *options: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "lab.kestrel", "--port", str(port), "--data-dir", str(data_dir),
-            *options]
-
-
-def kestrel_process(data_dir: Path, *options: str, port: int | None = None) -> ManagedProcess:
-    """The server as a child process (not started yet): `with kestrel_process(...) as server`."""
-    port = port or free_port()
-    return ManagedProcess("kestrel", kestrel_argv(data_dir, *options, port=port), port=port)

@@ -17,7 +17,7 @@ import importlib
 from unittest import mock
 
 from lab.cli import BENCHMARKS, build_parser
-from lab.stages import REPO_ROOT
+from lab.runtime.stages import REPO_ROOT
 
 PAGE = REPO_ROOT / "docs" / "generated" / "cli.md"
 

@@ -1,0 +1,195 @@
+"""The commands a connection answers: set, get (with its options), delete, flush, stats, ...
+
+`Commands` is mixed into `ClientConnection` (connection.py), which owns the buffer, the parking of a
+request that must wait, and the writes. Each handler returns what answering came to: one of the
+outcomes below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from lab.kestrel import VERSION
+from lab.kestrel.collection import expiry_from_exptime
+from lab.kestrel.protocol import (
+    ClientError,
+    GetRequest,
+    parse_get_key,
+    parse_set,
+    wants_noreply,
+)
+from lab.kestrel.queue import Fetch, Item, PersistentQueue, now_ms
+
+log = logging.getLogger("lab.kestrel")
+
+CRLF = b"\r\n"
+
+# What answering one request came to (see ClientConnection.answer_next).
+ANSWERED = "answered"  # replied (or noreply): go on with the next request
+PARKED = "parked"  # waiting for the disk or an item: later requests wait their turn
+CLOSE = "close"  # close the connection after the replies so far
+NEED_MORE = "need more"  # the buffer holds no whole request yet
+
+
+class Commands:
+    """The request handlers of `ClientConnection`; they reply with `self.send` and park on futures."""
+
+
+    def handle(self, command: bytes, args: list[bytes]) -> object:
+        """Answer one request (all but `set`)."""
+        if command in (b"get", b"gets"):
+            return self.do_get(args)
+        if command == b"delete":
+            return self.do_delete(args)
+        if command == b"flush":
+            return self.do_flush(args)
+        if command == b"flush_all":
+            self.server.collection.flush_all()
+            if not wants_noreply(args):
+                self.send(b"Flushed all queues.\r\n")
+            return ANSWERED
+        if command == b"stats":
+            self.send(b"".join(b"STAT %s %s\r\n" % (name.encode(), str(value).encode())
+                               for name, value in self.server.stats()) + b"END\r\n")
+            return ANSWERED
+        if command == b"version":
+            self.send(b"VERSION " + VERSION.encode() + CRLF)
+            return ANSWERED
+        if command == b"shutdown":
+            log.info("client %d asked for shutdown", self.id)
+            self.server.request_shutdown()
+            return CLOSE
+        if command == b"quit":
+            return CLOSE
+        raise ClientError("unknown command")
+
+    def do_set(self, args: list[bytes], line_start: int) -> object:
+        request = parse_set(args)
+        if request.length > self.config.limits_for(request.queue).max_item_size:
+            self.skipping, self.skip_left = request, request.length
+            return self.skip_big_item()
+        data_start = self.pos
+        data_end = data_start + request.length
+        if len(self.buffer) < data_end + 2:
+            self.pos = line_start  # the line is read again once its data is here
+            return NEED_MORE
+        self.pos = data_end + 2
+        if self.buffer[data_end:data_end + 2] != CRLF:
+            raise ClientError("bad data chunk")
+        data = bytes(self.buffer[data_start:data_end])
+        self.server.cmd_set += 1
+        now = now_ms()
+        stored, durable = self.server.collection.add(
+            request.queue, data, now, expiry_from_exptime(request.exptime, now))
+        reply = b"" if request.noreply else b"STORED\r\n" if stored else b"NOT_STORED\r\n"
+        if durable:  # --fsync always: the reply waits until the record is on disk
+            if len(durable) > 1:  # fanout: one journal per queue
+                durable = [asyncio.gather(*durable)]
+            return self.park(durable[0], partial(self._answer_durable, reply))
+        if reply:
+            self.send(reply)
+        return ANSWERED
+
+    def _answer_durable(self, reply: bytes, synced: asyncio.Future) -> object:
+        synced.result()  # raises OSError if the fsync failed
+        if reply:
+            self.send(reply)
+        return ANSWERED
+
+    def skip_big_item(self) -> object:
+        """Read past the data of a `set` too big to store, then answer NOT_STORED."""
+        available = min(self.skip_left, len(self.buffer) - self.pos)
+        self.pos += available
+        self.skip_left -= available
+        if self.skip_left or len(self.buffer) - self.pos < 2:
+            return NEED_MORE
+        request, self.skipping = self.skipping, None
+        terminator = bytes(self.buffer[self.pos:self.pos + 2])
+        self.pos += 2
+        if terminator != CRLF:
+            raise ClientError("bad data chunk")
+        self.server.cmd_set += 1
+        self.server.collection.get_or_create(request.queue)
+        if not request.noreply:
+            self.send(b"NOT_STORED\r\n")
+        return ANSWERED
+
+    def do_get(self, args: list[bytes]) -> object:
+        if not args:
+            raise ClientError("get needs a queue name", close=False)
+        request = parse_get_key(args[0])
+        server = self.server
+        if request.peek:
+            server.cmd_peek += 1
+        else:
+            server.cmd_get += 1
+        queue = server.collection.get_or_create(request.queue)
+        # Order inside one request: abort, then close, then the fetch.
+        if request.abort:
+            queue.abort_oldest(self.id)
+            self.send(b"END\r\n")
+            return ANSWERED
+        if request.close:
+            queue.close_oldest(self.id)
+        if not request.fetches:
+            self.send(b"END\r\n")
+            return ANSWERED
+        how = Fetch.PEEK if request.peek else Fetch.OPEN if request.open else Fetch.TAKE
+        holding = queue.open_count(self.id)
+        if how is Fetch.TAKE and holding:
+            self.send(b"ERROR\r\n")  # a plain get while holding an open read: a client bug
+            return CLOSE
+        if how is Fetch.OPEN:
+            if holding >= self.config.max_open_reads:
+                self.send(b"ERROR\r\n")
+                return CLOSE
+            self.open_queues.add(queue)
+        item = queue.fetch(self.id, how)
+        if item is None and request.timeout_ms and not (self.eof or self.lost or server.stopping):
+            return self.wait_for_item(queue, how, request)
+        self.send_item(request, item)
+        return ANSWERED
+
+    def send_item(self, request: GetRequest, item: Item | None) -> None:
+        if item is None:
+            self.server.get_misses += 1
+            self.send(b"END\r\n")
+        else:
+            self.server.get_hits += 1
+            self.send(b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (request.key, len(item.data), item.data))
+
+    def wait_for_item(self, queue: PersistentQueue, how: Fetch, request: GetRequest) -> object:
+        waiter = queue.add_waiter(self.id, how)
+        future = waiter.future
+        timer = asyncio.get_running_loop().call_later(
+            request.timeout_ms / 1000, lambda: future.done() or future.set_result(None))
+        self.waiting = future
+
+        def answer(done: asyncio.Future) -> object:
+            self.waiting = None
+            timer.cancel()
+            queue.forget_waiter(waiter)
+            self.send_item(request, done.result())
+            return ANSWERED
+
+        return self.park(future, answer)
+
+    def do_delete(self, args: list[bytes]) -> object:
+        if not args:
+            raise ClientError("delete needs a queue name", close=False)
+        self.server.collection.delete(args[0].decode("ascii", errors="replace"))
+        if not wants_noreply(args):
+            self.send(b"DELETED\r\n")
+        return ANSWERED
+
+    def do_flush(self, args: list[bytes]) -> object:
+        if not args:
+            raise ClientError("flush needs a queue name", close=False)
+        queue = self.server.collection.get(args[0].decode("ascii", errors="replace"))
+        if queue is not None:
+            queue.flush()
+        if not wants_noreply(args):
+            self.send(b"END\r\n")
+        return ANSWERED

@@ -1,0 +1,34 @@
+"""Stage 04's tests empty their Redis first: they must never pick one up from REDIS_URL alone."""
+
+import os
+import subprocess
+import sys
+
+from lab.runtime.redis_server import RedisServer
+from lab.runtime.stages import STEPS_DIR
+
+A_QUICK_STAGE_TEST = "steps/04-rq/tests/test_site.py::test_upload_without_a_tweet_posts_nothing"
+
+
+def run_stage_test(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", A_QUICK_STAGE_TEST],
+        cwd=STEPS_DIR.parent, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_a_redis_url_in_the_shell_is_left_alone(tmp_path):
+    with RedisServer(tmp_path / "redis") as everyday:
+        everyday.client().set("someone's data", "still here")
+        result = run_stage_test({"REDIS_URL": everyday.url, "TWITPIC_TEST_REDIS_URL": ""})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert everyday.client().get("someone's data") == b"still here"
+
+
+def test_a_redis_named_for_the_tests_is_used_and_emptied(tmp_path):
+    with RedisServer(tmp_path / "redis") as for_tests:
+        for_tests.client().set("left over", "from an earlier run")
+        result = run_stage_test({"TWITPIC_TEST_REDIS_URL": for_tests.url})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert for_tests.client().get("left over") is None
+        assert for_tests.client().dbsize() > 0  # the stage's own keys: the tests really used it
