@@ -9,11 +9,13 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install drill test lint exercises-verify docs docs-build clean
+.PHONY: help install drill test test-long test-all lint exercises-verify docs docs-build clean
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
-	@echo "make test        run the whole test suite (every stage and the lab)"
+	@echo "make test        run the test suite: every stage and the lab, in parallel (a few minutes)"
+	@echo "make test-long   the long end-to-end checks: the drill's scenarios, benchmarks (CI runs both)"
+	@echo "make test-all    both in one run"
 	@echo "make lint        ruff over the whole workbook (the rules are in pyproject.toml)"
 	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
 	@echo "make docs        serve the site on http://127.0.0.1:8000"
@@ -38,6 +40,14 @@ INVARIANTS_REPORT ?= test-results/invariants.json
 
 test: $(INSTALLED)
 	$(BIN)/pytest --invariants-report $(INVARIANTS_REPORT) $(PYTEST_ARGS)
+
+# The checks marked `long`, each a run of its own (a drill, a benchmark): spread one test at a time
+# over three workers, since one file holds several.
+test-long: $(INSTALLED)
+	$(BIN)/pytest -m long -n 3 --dist load $(PYTEST_ARGS)
+
+test-all: $(INSTALLED)
+	$(BIN)/pytest -m "long or not long" --invariants-report $(INVARIANTS_REPORT) $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

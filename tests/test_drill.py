@@ -13,10 +13,12 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from lab.runtime.process import ManagedProcess
 
 
+@pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
 def test_the_quick_hang_drill_shows_the_case_study(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "lab", "drill", "--quick", "--out", str(tmp_path)],
@@ -123,6 +125,7 @@ def assert_every_tweet_posted_once(stage: dict, name: str) -> None:
     assert stage["tweets_duplicated"] == 0, name
 
 
+@pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
 def test_when_twitter_is_down_the_naive_site_loses_tweets_and_rq_retries_them(tmp_path):
     summary = run_quick_drill(tmp_path, "down", "01-naive,04-rq")
     assert summary["01-naive"]["tweets_lost"] > 0
@@ -130,6 +133,7 @@ def test_when_twitter_is_down_the_naive_site_loses_tweets_and_rq_retries_them(tm
     assert summary["04-rq"]["availability_during_outage"] >= 0.99
 
 
+@pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
 def test_when_twitter_is_slow_the_naive_site_stops_answering_and_rq_does_not(tmp_path):
     summary = run_quick_drill(tmp_path, "slow", "01-naive,04-rq")
     assert summary["01-naive"]["availability_during_outage"] < 0.5
@@ -137,11 +141,13 @@ def test_when_twitter_is_slow_the_naive_site_stops_answering_and_rq_does_not(tmp
     assert_every_tweet_posted_once(summary["04-rq"], "04-rq")
 
 
+@pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
 def test_when_twitter_is_flaky_rq_retries_until_every_tweet_is_posted(tmp_path):
     summary = run_quick_drill(tmp_path, "flaky", "04-rq")
     assert_every_tweet_posted_once(summary["04-rq"], "04-rq")
 
 
+@pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
 def test_a_killed_worker_loses_nothing_in_the_queue_stages(tmp_path):
     """Twice: which job a killed worker had in hand is chance, and one good run proves little."""
     summary = run_quick_drill(tmp_path, "worker-killed", "03-kestrel,04-rq", runs=2)
@@ -149,6 +155,7 @@ def test_a_killed_worker_loses_nothing_in_the_queue_stages(tmp_path):
         assert_every_tweet_posted_once(summary[name], name)
 
 
+@pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
 def test_a_restarted_kestrel_keeps_its_backlog_and_the_site_stays_up(tmp_path):
     summary = run_quick_drill(tmp_path, "queue-restart", "03-kestrel")
     stage = summary["03-kestrel"]

@@ -289,3 +289,10 @@ def test_each_chapter_ends_with_its_exercises(chapter):
     page = (pages.PAGES_DIR / pages.page_name(chapter)).read_text()
     for exercise in all_exercises():
         assert (f"workbook exercise start {exercise.id}`" in page) == (exercise.chapter == chapter)
+
+
+@pytest.mark.long  # each runs its tests twice, on its starter and on its stage: `make test-long`
+@pytest.mark.parametrize("exercise", all_exercises(), ids=lambda exercise: exercise.id)
+def test_the_starter_fails_its_check_and_the_stage_passes_it(exercise):
+    """What `workbook exercise verify` checks, one exercise per test, so they run side by side."""
+    assert verify_exercise(exercise) == []

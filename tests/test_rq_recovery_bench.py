@@ -3,9 +3,12 @@ RQ alone, measured side by side (the quick run: time scale 0.1, idle workers wak
 
 import json
 
+import pytest
+
 from lab.bench import rq_recovery
 
 
+@pytest.mark.long  # a minute and more of waiting for RQ alone: run by `make test-long`
 def test_the_supervisor_recovers_a_killed_workers_job_long_before_rq_alone(tmp_path, capsys):
     assert rq_recovery.main(["--quick", "--out", str(tmp_path)]) == 0
 

@@ -1,7 +1,7 @@
 """Run an exercise's tests in a folder (a workspace or a scratch copy) and say what still fails.
 
 The tests run in a pytest subprocess inside the folder, so the stage's own pytest settings apply
-(its pyproject.toml: importlib mode, lab.testing.plugin with its stage isolation and leak check),
+(its pyproject.toml: importlib mode, lab.pytest_plugin with its stage isolation and leak check), in one process,
 exactly as when a learner runs `pytest` there. pytest's JUnit XML report says which tests failed
 and with what message.
 
@@ -53,8 +53,10 @@ def first_line(text: str | None) -> str:
 def run_check(exercise: Exercise, folder: Path) -> CheckResult:
     with tempfile.TemporaryDirectory(prefix="exercise-check-") as scratch:
         report = Path(scratch) / "report.xml"
+        # In one process (`-n 0`, not the stage's four workers): a handful of tests, and a Ctrl-C
+        # (sent when a check hangs) then reaches the process that runs the fixtures' teardowns.
         command = [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "0",
             f"--junitxml={report}", "-o", "junit_family=xunit1", *exercise.tests,
         ]
         pytest = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

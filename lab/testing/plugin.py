@@ -17,6 +17,9 @@ stage's pytest configuration.
 4. Invariants report. With `--invariants-report PATH`, the outcome of every test in a stage's
    `tests/test_invariants.py` (passed, xfailed with its reason, failed, skipped) is written to PATH
    as JSON at the end of the run; `workbook matrix` turns it into the site's invariants matrix.
+5. Summary tables. A test adds rows to a table with the `summary_table` fixture; each table is
+   printed at the end of the run. The rows travel in the test's report, so that under pytest-xdist
+   the controller, which prints, has them all.
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ def pytest_configure(config):
     _become_subreaper()
     config.stash[_problems_key] = []
     config.stash[_worker_pids_key] = set()
+    config.pluginmanager.register(SummaryTables(), "workbook-summary-tables")
     report = config.getoption(REPORT_OPTION)
     if report and not _is_xdist_worker(config):  # under pytest-xdist, the controller sees every report
         recorder = InvariantsRecorder(Path(report).absolute(), config.rootpath)
@@ -263,3 +267,54 @@ class InvariantsRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         stages = {stage: dict(sorted(tests.items())) for stage, tests in sorted(self.outcomes.items())}
         self.path.write_text(json.dumps({"stages": stages}, indent=1) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Summary tables
+# --------------------------------------------------------------------------------------------
+
+SUMMARY_ROW = "workbook summary row"  # the user_properties key of one row: (title, columns, cells)
+
+
+class SummaryTable:
+    def __init__(self, node, title: str, columns: tuple[str, ...]) -> None:
+        self.node, self.title, self.columns = node, title, tuple(columns)
+
+    def append(self, cells) -> None:
+        self.node.user_properties.append((SUMMARY_ROW, (self.title, self.columns, tuple(cells))))
+
+
+@pytest.fixture
+def summary_table(request):
+    """`summary_table(title, columns).append(cells)`: a row for a table printed after the run."""
+    return lambda title, columns: SummaryTable(request.node, title, columns)
+
+
+class SummaryTables:
+    """A plugin object: every row the tests' reports carry, printed as tables after the run."""
+
+    def __init__(self) -> None:
+        self.tables: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "call":
+            for key, value in report.user_properties:
+                if key == SUMMARY_ROW:
+                    title, columns, cells = value
+                    self.tables.setdefault((title, tuple(columns)), []).append(tuple(cells))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        for (title, columns), rows in self.tables.items():
+            terminalreporter.section(title)
+            for line in table_lines(columns, rows):
+                terminalreporter.write_line(line)
+
+
+def table_lines(columns: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """Text left-aligned, numbers right-aligned, each column as wide as its widest cell."""
+    cells = [columns, *[tuple(str(cell) for cell in row) for row in sorted(rows)]]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(columns))]
+    numeric = [all(isinstance(row[column], (int, float)) for row in rows) for column in range(len(columns))]
+    return [" ".join(cell.rjust(width) if right else cell.ljust(width)
+                     for cell, width, right in zip(line, widths, numeric, strict=True)).rstrip()
+            for line in cells]

@@ -51,6 +51,9 @@ def problem(status: HTTPStatus, detail: str) -> tuple[int, dict]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as `requests` sessions expect
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the
+    # client's delayed ACK, 40 ms on Linux, on every answer of a kept-alive connection.
+    disable_nagle_algorithm = True
     server: "_Listener"
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -162,6 +162,22 @@ def test_a_system_that_never_settles_fails_the_wait(twitter, monkeypatch):
         twitter.tweets_starting_with(["done"], idle=lambda: False)
 
 
+def test_a_missing_tweet_is_waited_for_until_the_system_settles_not_longer(twitter):
+    """A settled system posts nothing more: the wait for a lost tweet ends when it settles."""
+    twitter.control(latency_ms=[300, 300])
+    busy = threading.Thread(target=lambda: post(twitter, "arrives https://twitpic.example/1", timeout=30))
+    busy.start()
+    wait_until(lambda: twitter.stats()["in_flight"] == 1, timeout=5, what="the call in flight")
+    started = time.monotonic()
+
+    found = twitter.tweets_starting_with(["arrives", "never sent"], seconds=120, idle=lambda: True)
+
+    assert len(found["arrives"]) == 1  # the call in flight was waited for: not settled before it landed
+    assert found["never sent"] == []
+    assert time.monotonic() - started < 60  # settled long before the two-minute bound
+    busy.join()
+
+
 def test_hang_holds_200_requests_while_control_and_ledger_answer_within_100ms(twitter):
     """The fake must never be the bottleneck: the stages' workers block, not the fake."""
     twitter.set_mode("hang")

@@ -118,23 +118,33 @@ def postgresql_url(tmp_path):
     yield from _database("postgresql", tmp_path)
 
 
-# -- the duplicates table printed at the end of the run --------------------------------------
+def _enqueue(url: str, texts: list[str]) -> None:
+    from twitpic.db import Database
+    from twitpic.jobs import enqueue_tweet
 
-_RACE_RESULTS = pytest.StashKey[list]()
+    db = Database(url)
+    try:
+        with db.transaction():
+            for text in texts:
+                enqueue_tweet(db, "bob", f"{text} https://twitpic.example/p")
+    finally:
+        db.close()
 
 
 @pytest.fixture
-def race_results(request) -> list:
-    """Rows of (strategy, backend, delivered, duplicates, lost) for the summary table."""
-    return request.config.stash.setdefault(_RACE_RESULTS, [])
+def enqueue():
+    """`enqueue(url, texts)`: one job per text, added in one transaction as the site adds them."""
+    return _enqueue
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    rows = config.stash.get(_RACE_RESULTS, [])
-    if not rows:
-        return
-    terminalreporter.section("02-db-queue: many workers draining the jobs table")
-    header = f"{'strategy':<12} {'backend':<11} {'delivered':>9} {'duplicates':>10} {'lost':>5}"
-    terminalreporter.write_line(header)
-    for strategy, backend, delivered, duplicates, lost in sorted(rows):
-        terminalreporter.write_line(f"{strategy:<12} {backend:<11} {delivered:>9} {duplicates:>10} {lost:>5}")
+# -- the duplicates table printed at the end of the run --------------------------------------
+
+RACE_TABLE = "02-db-queue: many workers draining the jobs table"
+RACE_COLUMNS = ("strategy", "backend", "delivered", "duplicates", "lost")
+
+
+@pytest.fixture
+def race_results(summary_table):
+    """`race_results.append((strategy, backend, delivered, duplicates, lost))`: one row of the
+    table printed at the end of the run (summary_table comes from the workbook's pytest plugin)."""
+    return summary_table(RACE_TABLE, RACE_COLUMNS)

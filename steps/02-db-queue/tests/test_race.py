@@ -23,19 +23,6 @@ def settings_for(url, twitter, strategy, **changes):
     return WorkerSettings(database_url=url, twitter_api_url=twitter.api_url, strategy=strategy, **changes)
 
 
-def enqueue(url, texts):
-    from twitpic.db import Database
-    from twitpic.jobs import enqueue_tweet
-
-    db = Database(url)
-    try:
-        with db.transaction():
-            for text in texts:
-                enqueue_tweet(db, "bob", f"{text} https://twitpic.example/p")
-    finally:
-        db.close()
-
-
 def job_rows(url):
     from twitpic.db import Database
 
@@ -61,7 +48,7 @@ LOCKED_OUT_SECONDS = 0.5  # how long the first worker waits in the window for on
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_two_workers_in_the_race_window(database_url, twitter, strategy):
+def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue):
     """Both workers read the job before either claims it: only `naive` then posts it twice."""
     from twitpic.claims import StrategyNotSupported
     from twitpic.worker import Worker
@@ -103,7 +90,9 @@ def test_two_workers_in_the_race_window(database_url, twitter, strategy):
     assert [row["status"] for row in job_rows(database_url)] == ["done"]
 
 
-def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(tmp_path, twitter, monkeypatch, caplog):
+def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(
+    tmp_path, twitter, monkeypatch, caplog, enqueue,
+):
     """SQLite's waiting is not fair: held across every post, the lock can pass one worker by for
     longer than SQLite's busy timeout. That worker must keep waiting, not die of it."""
     from twitpic import dialects
@@ -154,7 +143,7 @@ TRAP = (
     [("", "", 2), ("", "AND status = 'pending'", 1), ("FOR UPDATE SKIP LOCKED", "", 1)],
     ids=["subquery-only", "with-status-recheck", "with-skip-locked"],
 )
-def test_the_postgresql_trap(postgresql_url, lock, recheck, claims):
+def test_the_postgresql_trap(postgresql_url, lock, recheck, claims, enqueue):
     import psycopg
 
     from lab.runtime.process import wait_until
@@ -201,7 +190,7 @@ def _claim_and_die(url, lease):
 
 
 @pytest.mark.parametrize("lease, recovered", [(None, False), (0.3, True)], ids=["no-lease", "lease"])
-def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered):
+def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered, enqueue):
     from twitpic.worker import Worker
 
     enqueue(database_url, ["stranded?"])
@@ -224,7 +213,7 @@ def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered
 # -- retries ---------------------------------------------------------------------------------
 
 
-def test_a_failed_post_is_retried_later_then_kept_as_failed(database_url, twitter):
+def test_a_failed_post_is_retried_later_then_kept_as_failed(database_url, twitter, enqueue):
     from twitpic.worker import Worker
 
     enqueue(database_url, ["retry me"])
@@ -254,58 +243,3 @@ def test_retry_delays_grow_and_are_capped():
     from twitpic.jobs import retry_delay
 
     assert [retry_delay(n, base=1.0, cap=10.0) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
-
-
-# -- many workers, many jobs -----------------------------------------------------------------
-
-DRAIN_JOBS = 2000
-DRAIN_WORKERS = 4
-
-
-def _drain(url, api_url, strategy):
-    from twitpic.db import Database
-    from twitpic.worker import Worker, WorkerSettings
-
-    worker = Worker(WorkerSettings(database_url=url, twitter_api_url=api_url, strategy=strategy))
-    watcher = Database(url)
-    unfinished = "SELECT COUNT(*) AS n FROM tweet_jobs WHERE status IN ('pending', 'claimed')"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not worker.run_once() and watcher.one(unfinished)["n"] == 0:
-            break
-    worker.close()
-    watcher.close()
-
-
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_many_workers_drain_many_jobs(database_url, twitter, strategy, race_results):
-    """Not forced, just busy: how often does each strategy post a tweet twice?"""
-    if strategy == "skip-locked" and database_url.startswith("sqlite"):
-        from twitpic.claims import StrategyNotSupported
-
-        with pytest.raises(StrategyNotSupported):
-            _drain(database_url, twitter.api_url, strategy)
-        return
-    texts = [f"job {n:04d}" for n in range(DRAIN_JOBS)]
-    enqueue(database_url, texts)
-
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_drain, args=(database_url, twitter.api_url, strategy))
-               for _ in range(DRAIN_WORKERS)]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(timeout=90)
-    assert [process.exitcode for process in workers] == [0] * DRAIN_WORKERS
-
-    counts = {text: 0 for text in texts}
-    for tweet in twitter.ledger():
-        counts[tweet["text"].rsplit(" ", 1)[0]] += 1
-    duplicates = sum(n - 1 for n in counts.values() if n > 1)
-    lost = sum(1 for n in counts.values() if n == 0)
-    backend = database_url.split(":", 1)[0].replace("mysql", "mariadb")
-    race_results.append((strategy, backend, DRAIN_JOBS - lost, duplicates, lost))
-
-    assert lost == 0
-    if strategy != "naive":
-        assert duplicates == 0

@@ -50,9 +50,10 @@ class Site(SiteClient):
         return requests.get(self.url("/status.json"), timeout=10).json()
 
     def idle(self) -> bool:
-        """No job is queued, running or waiting to retry, and no worker is busy with one."""
+        """No job is queued, taken, running or waiting to retry, and no worker is busy with one."""
         status = self.queue_status()
-        return status["queued"] + status["started"] + status["scheduled"] + status["busy_workers"] == 0
+        waiting = status["queued"] + status["taken"] + status["started"] + status["scheduled"]
+        return waiting + status["busy_workers"] == 0
 
     def comment_each(self, photo: int, bodies: list[str]) -> None:
         """One comment per body, each saved (303), one after another."""

@@ -12,9 +12,13 @@ bp = Blueprint("status", __name__)
 
 def queue_status(queue) -> dict:
     workers = Worker.all(queue=queue)
+    started = StartedJobRegistry(queue=queue)
     return {
         "queued": queue.count,
-        "started": StartedJobRegistry(queue=queue).count,
+        # Off the queue, on RQ's intermediate list, not started: a worker is about to run it, or
+        # died before it could (the supervisor puts such a job back).
+        "taken": sum(job_id not in started for job_id in queue.intermediate_queue.get_job_ids()),
+        "started": started.count,
         "scheduled": ScheduledJobRegistry(queue=queue).count,  # waiting for a retry
         "failed": FailedJobRegistry(queue=queue).count,
         "workers": sorted(worker.name for worker in workers),
