@@ -123,6 +123,18 @@ def test_each_stage_runs_its_own_code_in_one_session(tmp_path, order):
     assert lines[0][0] == order[0][-1]
 
 
+def test_a_pytest_xdist_worker_keeps_the_stages_apart_too(tmp_path):
+    """One xdist worker runs both stages' tests, so it must switch between them as one process does."""
+    root = build_project(tmp_path)
+    result = run_pytest(root, "-n", "1", "steps/a", "steps/b")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 passed" in result.stdout
+    lines = log_lines(root)
+    assert {stage for stage, _, _ in lines} == {"a", "b"}
+    assert len({pid for _, pid, _ in lines}) == 1, "one worker ran every test"
+
+
 def test_the_root_run_collects_every_stage(tmp_path):
     root = build_project(tmp_path)
     result = run_pytest(root)
