@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     store = parser.add_argument_group("storage")
     store.add_argument("--data-dir", type=Path, default=Path("kestrel-data"),
                        help="folder of the queue journals (default ./%(default)s)")
+    store.add_argument("--max-queues", type=_positive_int, default=512,
+                       help="a new queue beyond this many is refused with SERVER_ERROR; each holds an "
+                            "open file (default %(default)s)")
     store.add_argument("--fsync", type=_fsync, default=FsyncPolicy("always"),
                        metavar="always|every:MS|never",
                        help="always: STORED only once on disk (default); every:MS: sync in the "
@@ -122,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_memory=args.max_memory,
         max_open_reads=args.max_open_reads,
         max_connections=args.max_connections,
+        max_queues=args.max_queues,
         idle_timeout=args.idle_timeout,
         journal_compact_bytes=args.journal_compact_bytes,
     )

@@ -34,6 +34,10 @@ def expiry_from_exptime(exptime: int, now: int) -> int:
     return exptime * 1000
 
 
+class TooManyQueues(Exception):
+    """A new queue would pass the server's --max-queues: refused, nothing created."""
+
+
 class QueueCollection:
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -49,16 +53,20 @@ class QueueCollection:
                 log.info("removing %s, left by a compaction that did not finish", path)
                 path.unlink()
             elif path.is_file() and valid_queue_name(path.name):
-                queue = self.get_or_create(path.name)
+                queue = self.get_or_create(path.name, loading=True)
                 log.info("queue %s: %d items from the journal", queue.name, queue.items)
 
     def get(self, name: str) -> PersistentQueue | None:
         return self.queues.get(name)
 
-    def get_or_create(self, name: str) -> PersistentQueue:
+    def get_or_create(self, name: str, loading: bool = False) -> PersistentQueue:
+        """The queue of that name, created if new. Raises TooManyQueues past --max-queues, except
+        for the journals already on disk when the server starts: none of those is ever dropped."""
         queue = self.queues.get(name)
         if queue is None:
             config = self.config
+            if len(self.queues) >= config.max_queues and not loading:
+                raise TooManyQueues(f"too many queues (the limit is {config.max_queues})")
             queue = PersistentQueue(name, config.data_dir, config.limits_for(name), config.fsync,
                                     config.max_memory, config.journal_compact_bytes)
             self.queues[name] = queue

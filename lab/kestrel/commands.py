@@ -8,11 +8,12 @@ outcomes below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from functools import partial
 
 from lab.kestrel import VERSION
-from lab.kestrel.collection import expiry_from_exptime
+from lab.kestrel.collection import TooManyQueues, expiry_from_exptime
 from lab.kestrel.protocol import (
     ClientError,
     GetRequest,
@@ -111,7 +112,8 @@ class Commands:
         if terminator != CRLF:
             raise ClientError("bad data chunk")
         self.server.cmd_set += 1
-        self.server.collection.get_or_create(request.queue)
+        with contextlib.suppress(TooManyQueues):  # NOT_STORED either way
+            self.server.collection.get_or_create(request.queue)
         if not request.noreply:
             self.send(b"NOT_STORED\r\n")
         return ANSWERED

@@ -111,6 +111,9 @@ class ServerConfig:
     max_memory: int = 128 * MiB
     max_open_reads: int = 100  # per connection and queue
     max_connections: int = 1024
+    # Each queue holds an open journal file: a client naming queue after queue must not use up
+    # the server's file descriptors (and with them every other client's connections).
+    max_queues: int = 512
     idle_timeout: float | None = None  # seconds without a request before a client is dropped
     # A journal over this size is rewritten when its queue is empty or it is 4x its live data.
     journal_compact_bytes: int = 16 * MiB

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from lab.kestrel.collection import TooManyQueues
 from lab.kestrel.commands import ANSWERED, CLOSE, CRLF, NEED_MORE, PARKED, Commands
 from lab.kestrel.protocol import MAX_LINE, ClientError, SetRequest, split_line
 from lab.kestrel.queue import PersistentQueue
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("lab.kestrel")
 
 REFUSED = b"SERVER_ERROR too many connections\r\n"
+# Replies are handed to the transport in chunks of about this size. Its write buffer pauses this
+# connection past asyncio's high-water mark (64 KiB), so a client that pipelines requests and
+# reads no replies costs the server about a chunk, one reply and its read limit, not every reply.
+OUT_CHUNK = 256 * 1024
 
 
 class ClientConnection(Commands, asyncio.Protocol):
@@ -42,6 +47,7 @@ class ClientConnection(Commands, asyncio.Protocol):
         self.buffer = bytearray()
         self.pos = 0  # requests before this offset of `buffer` are consumed
         self.out: list[bytes] = []
+        self.out_bytes = 0  # in `out`, not yet handed to the transport
         self.eof = False
         self.lost = False
         self.finished = False
@@ -96,10 +102,12 @@ class ClientConnection(Commands, asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # No one reads the replies any more: answer nothing else (a plain `get` would take an item
+        # no one receives), and give back whatever this client held open.
         self.lost = True
         self.writing_paused = False
         self.cancel_waiting()
-        self.process()
+        self.finish()
 
     def cancel_waiting(self) -> None:
         """A disconnect ends a waiting `get q/t=...` now: it answers END and takes no item."""
@@ -131,7 +139,9 @@ class ClientConnection(Commands, asyncio.Protocol):
                 if outcome is PARKED:
                     self.flush()  # earlier replies need not wait for this one
                     return
-                if self.writing_paused:  # the client reads slower than we answer
+                if self.out_bytes >= OUT_CHUNK:  # hand a chunk to the transport: it may pause us
+                    self.flush()
+                if self.writing_paused:  # the client reads slower than we answer: stop until it drains
                     self.flush()
                     return
         except ClientError as error:  # raised while reading, e.g. a line that never ends
@@ -179,6 +189,9 @@ class ClientConnection(Commands, asyncio.Protocol):
             return CLOSE if error.close else ANSWERED
         except OSError as error:  # the journal could not be written: nothing was changed
             self.send_server_error(error)
+            return ANSWERED
+        except TooManyQueues as error:  # a limit of the server's, not a malformed request
+            self.send(b"SERVER_ERROR " + str(error).encode() + CRLF)
             return ANSWERED
 
     def send_server_error(self, error: OSError) -> None:
@@ -234,11 +247,13 @@ class ClientConnection(Commands, asyncio.Protocol):
 
     def send(self, reply: bytes) -> None:
         self.out.append(reply)
+        self.out_bytes += len(reply)
 
     def flush(self) -> None:
         if self.out:
             data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
             self.out.clear()
+            self.out_bytes = 0
             self.server.bytes_written += len(data)
             if not self.lost:
                 self.transport.write(data)

@@ -160,7 +160,10 @@ class Journal:
     def __init__(self, path: Path, fsync: FsyncPolicy):
         self.path = path
         self.fsync = fsync
+        created = not path.exists()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        if created and fsync.mode == "always":
+            fsync_dir(path.parent)  # the new file's name is on disk before its first item is STORED
         self.size = os.fstat(self._fd).st_size
         self._reader = _ReadWindow(self._fd)
         # Bytes ever appended and bytes known to be on disk: counted across compactions.
