@@ -293,11 +293,12 @@ class Journal:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, self.path)
-        fsync_dir(self.path.parent)
+        # From here the new file is the journal: append to it even if the folder's fsync fails.
         old_fd, self._fd = self._fd, os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._retire(old_fd)
         self.size = size
         self._reader.reset(self._fd)
+        fsync_dir(self.path.parent)
         # The new file holds everything written so far, and it is on disk.
         self._synced = self._written
         self._resolve_durable_waiters()

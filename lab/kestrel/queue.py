@@ -34,6 +34,10 @@ from lab.kestrel.journal import (
 
 log = logging.getLogger("lab.kestrel.queue")
 
+# After a failed compaction (a full disk, say) the journal stays as it is, and is tried again
+# this many seconds later: the request that triggered it has done its work and is answered.
+COMPACT_RETRY_SECONDS = 30.0
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -87,6 +91,7 @@ class PersistentQueue:
         self.next_xid = 1
         self.waiters: deque[Waiter] = deque()
         self.deleted = False
+        self.compact_retry_at = 0.0  # monotonic time: no compaction attempt before it
         # Stats.
         self.total_items = 0
         self.expired_items = 0
@@ -334,10 +339,17 @@ class PersistentQueue:
     # -- clearing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Drop every waiting item (open reads stay open), and rewrite the journal."""
+        """Drop every waiting item (open reads stay open), by rewriting the journal without them.
+        If the rewrite fails (OSError), nothing is dropped."""
+        behind = self.behind_count, self.behind_bytes
+        self.behind_count = self.behind_bytes = 0  # items behind are only in the journal: gone with it
+        try:
+            self.compact(keep_waiting=False)
+        except OSError:
+            self.behind_count, self.behind_bytes = behind
+            raise
         self.memory.clear()
-        self.mem_bytes = self.behind_count = self.behind_bytes = 0
-        self.compact()
+        self.mem_bytes = 0
 
     def delete(self) -> None:
         self.deleted = True
@@ -361,10 +373,19 @@ class PersistentQueue:
         live = (self.mem_bytes + ADD_OVERHEAD * len(self.memory)
                 + sum(len(read.item.data) + ADD_OVERHEAD + 9 for read in self.open_reads.values()))
         if (not self.memory and not self.open_reads) or self.journal.size > 4 * live:
-            self.compact()
+            if time.monotonic() < self.compact_retry_at:
+                return
+            try:
+                self.compact()
+            except OSError as error:  # the journal as it was still holds the truth: keep it
+                self.compact_retry_at = time.monotonic() + COMPACT_RETRY_SECONDS
+                log.error("queue %s: journal compaction failed (%s); tried again in %.0f s",
+                          self.name, error, COMPACT_RETRY_SECONDS)
 
-    def compact(self) -> None:
-        if self.behind_count:  # items behind are read back by offset: leave the file alone
+    def compact(self, keep_waiting: bool = True) -> None:
+        """Rewrite the journal with the open reads and (unless flushing) the waiting items.
+        Raises OSError if the new file cannot be written; the old one then stays."""
+        if self.behind_count and keep_waiting:  # items behind are read back by offset
             return
         before = self.journal.size
         xids = sorted(self.open_reads)
@@ -376,7 +397,7 @@ class PersistentQueue:
                 yield encode_add(item.add_time, item.expiry, item.data)
             for xid in xids:
                 yield encode_xid(OP_REMOVE_TENTATIVE, xid)
-            for item in self.memory:
+            for item in self.memory if keep_waiting else ():
                 yield encode_add(item.add_time, item.expiry, item.data)
 
         self.journal.rewrite(records())

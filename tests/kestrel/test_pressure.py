@@ -133,3 +133,65 @@ def test_a_new_journal_is_followed_by_an_fsync_of_its_folder(start_server, conne
     assert connect(server.port).set("fresh", b"first item") == b"STORED\r\n"
     # The reply came after the folder was synced: the new file's name survives a power cut.
     assert (server.config.data_dir in folders) is synced
+
+
+@pytest.fixture
+def failing_rewrites(monkeypatch):
+    """Every journal rewrite fails as on a full disk, until `failing_rewrites.stop()`."""
+    from lab.kestrel import queue as queue_module
+    from lab.kestrel.journal import Journal
+
+    real = Journal.rewrite
+    state = {"failing": True, "attempts": 0}
+
+    def rewrite(self, records):
+        state["attempts"] += 1
+        if state["failing"]:
+            raise OSError(28, "No space left on device")
+        return real(self, records)
+
+    monkeypatch.setattr(Journal, "rewrite", rewrite)
+    monkeypatch.setattr(queue_module, "COMPACT_RETRY_SECONDS", 0.0)
+    state["stop"] = lambda: state.update(failing=False)
+    return state
+
+
+def test_a_compaction_that_fails_after_a_get_loses_no_item(start_server, connect, failing_rewrites):
+    server = start_server(journal_compact_bytes=1)  # every emptied queue wants a rewrite
+    client = connect(server.port)
+    assert client.set("q", b"first") == b"STORED\r\n"
+    assert client.set("q", b"second") == b"STORED\r\n"
+    assert client.get("q") == b"first"  # answered, though the rewrite after it failed
+    assert client.get("q") == b"second"
+    assert failing_rewrites["attempts"] >= 1
+    assert client.get("q") is None
+
+    failing_rewrites["stop"]()  # the disk has room again: the next chance compacts
+    assert client.set("q", b"third") == b"STORED\r\n"
+    assert client.get("q") == b"third"
+    size = (server.config.data_dir / "q").stat().st_size
+    assert size == 0, f"the journal was not compacted once it could be ({size} bytes)"
+
+
+def test_a_flush_whose_rewrite_fails_drops_nothing(start_server, connect, failing_rewrites):
+    server = start_server()
+    client = connect(server.port)
+    assert client.set("q", b"kept") == b"STORED\r\n"
+    assert client.request(b"flush q\r\n").startswith(b"SERVER_ERROR")
+    assert client.get("q") == b"kept"
+
+
+def test_after_a_failed_compaction_a_restart_finds_what_the_clients_were_told(start_server, connect,
+                                                                               failing_rewrites, tmp_path):
+    data = tmp_path / "journal"
+    first = start_server(data_dir=data, journal_compact_bytes=1)
+    client = connect(first.port)
+    assert client.set("q", b"taken") == b"STORED\r\n"
+    assert client.get("q") == b"taken"  # the queue is empty: a rewrite is tried, and fails
+    assert failing_rewrites["attempts"] >= 1
+    assert client.set("q", b"later") == b"STORED\r\n"  # appended to the journal as it was
+    first.stop()
+    failing_rewrites["stop"]()
+    again = connect(start_server(data_dir=data).port)
+    assert again.get("q") == b"later"  # and not `taken` a second time
+    assert again.get("q") is None
