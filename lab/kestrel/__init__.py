@@ -8,6 +8,7 @@ Modules, from the bottom up:
 
 - `config`: the server's settings (fsync policy, per-queue limits).
 - `journal`: the append-only file behind each queue, its binary records, group commit, replay.
+- `items`: what a queue holds: items, fetch kinds, open reads, waiters.
 - `queue`: one persistent FIFO: items, reliable reads, waiters, expiry, limits, read-behind.
 - `collection`: every queue of a server, fanout, and the numbers behind `stats`.
 - `protocol`: parsing request lines and GET options (no I/O).

@@ -14,6 +14,7 @@ from functools import partial
 
 from lab.kestrel import VERSION
 from lab.kestrel.collection import TooManyQueues, expiry_from_exptime
+from lab.kestrel.items import Fetch, Item, now_ms
 from lab.kestrel.protocol import (
     ClientError,
     GetRequest,
@@ -21,7 +22,7 @@ from lab.kestrel.protocol import (
     parse_set,
     wants_noreply,
 )
-from lab.kestrel.queue import Fetch, Item, PersistentQueue, now_ms
+from lab.kestrel.queue import PersistentQueue
 
 log = logging.getLogger("lab.kestrel")
 

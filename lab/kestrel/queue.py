@@ -11,14 +11,13 @@ ADD record at `behind_offset`); as the head drains they are read back from the f
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.kestrel.config import FsyncPolicy, QueueLimits
+from lab.kestrel.items import Fetch, Item, OpenRead, Waiter, now_ms
 from lab.kestrel.journal import (
     ADD_OVERHEAD,
     OP_ADD,
@@ -37,40 +36,6 @@ log = logging.getLogger("lab.kestrel.queue")
 # After a failed compaction (a full disk, say) the journal stays as it is, and is tried again
 # this many seconds later: the request that triggered it has done its work and is answered.
 COMPACT_RETRY_SECONDS = 30.0
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(slots=True)
-class Item:
-    data: bytes
-    add_time: int  # unix time in ms
-    expiry: int  # unix time in ms; 0 = never
-
-    def expired(self, now: int) -> bool:
-        return self.expiry != 0 and self.expiry <= now
-
-
-class Fetch(enum.Enum):
-    TAKE = "take"  # plain get: the item leaves the queue at once (at-most-once)
-    OPEN = "open"  # reliable read: the item is held for the client until close or abort
-    PEEK = "peek"  # look at the head, leave it there
-
-
-@dataclass(slots=True)
-class OpenRead:
-    item: Item
-    client: int | None  # None: found open in the journal at start-up
-    timer: asyncio.TimerHandle | None = None
-
-
-@dataclass(slots=True)
-class Waiter:
-    client: int
-    how: Fetch
-    future: asyncio.Future = field(repr=False)
 
 
 class PersistentQueue:

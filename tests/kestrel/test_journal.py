@@ -12,6 +12,7 @@ import pytest
 
 from lab.kestrel import journal as journal_module
 from lab.kestrel.config import FsyncPolicy, QueueLimits
+from lab.kestrel.items import Fetch
 from lab.kestrel.journal import (
     OP_ADD,
     OP_REMOVE_TENTATIVE,
@@ -20,7 +21,7 @@ from lab.kestrel.journal import (
     encode_add,
     encode_xid,
 )
-from lab.kestrel.queue import Fetch, PersistentQueue
+from lab.kestrel.queue import PersistentQueue
 from lab.testing.kestrel import RawClient
 
 
