@@ -292,6 +292,7 @@ def run_diffs(args) -> int:
 # benchmark name -> the module whose main(argv) runs it
 BENCHMARKS = {
     "kestrel": "lab.bench.kestrel",
+    "kestrel-churn": "lab.bench.kestrel_churn",
     "db-queue": "lab.bench.db_queue",
     "rq-recovery": "lab.bench.rq_recovery",
 }
