@@ -76,28 +76,13 @@ def stop_all(processes: list[ManagedProcess]) -> None:
         process.stop()
 
 
-def run_up(
-    stage_name: str,
-    *,
-    workers: int,
-    web_port: int,
-    twitter_port: int,
-    twitter_control_port: int,
-    kestrel_port: int = 22133,
-    redis_port: int = 6380,
-    data_dir: Path | None = None,
-) -> int:
+def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
+    """Start a stage's processes in the foreground until Ctrl-C. `settings` are
+    stage_environment's (workers, ports); what is printed is read back from the environment."""
     stage = Stage.find(stage_name)
     data_dir = (data_dir or stage.path / "data").resolve()
-    env = stage_environment(
-        data_dir=data_dir,
-        workers=workers,
-        web_port=web_port,
-        twitter_port=twitter_port,
-        twitter_control_port=twitter_control_port,
-        kestrel_port=kestrel_port,
-        redis_port=redis_port,
-    )
+    env = stage_environment(data_dir=data_dir, **settings)
+    web_port, twitter_port, kestrel_port = env["WEB_PORT"], env["TWITTER_PORT"], env["KESTREL_PORT"]
     skip = frozenset()
     if own_redis_url():
         env["REDIS_URL"] = own_redis_url()
@@ -110,8 +95,8 @@ def run_up(
     except ProcessError as error:
         print(f"workbook up: {error}", flush=True)
         return 1
-    print(f"  site:          http://{LOCALHOST}:{web_port}/  ({workers} gunicorn workers)")
-    print(f"  fake Twitter:  http://{LOCALHOST}:{twitter_control_port}/  (timeline and outage modes)")
+    print(f"  site:          http://{LOCALHOST}:{web_port}/  ({env['WEB_WORKERS']} gunicorn workers)")
+    print(f"  fake Twitter:  http://{LOCALHOST}:{env['TWITTER_CONTROL_PORT']}/  (timeline and outage modes)")
     print(f"  Twitter API:   http://{LOCALHOST}:{twitter_port}/2/tweets")
     if "redis" in stage.processes():
         print(f"  Redis:         {env['REDIS_URL']}  (try: rq info --url {env['REDIS_URL']})")
