@@ -7,7 +7,7 @@ import logging
 import re
 
 from lab.kestrel.config import ServerConfig
-from lab.kestrel.journal import TEMP_SUFFIX
+from lab.kestrel.journal import TEMP_SUFFIX, Journal
 from lab.kestrel.queue import PersistentQueue
 
 log = logging.getLogger("lab.kestrel")
@@ -74,37 +74,41 @@ class QueueCollection:
                 self.fanout.setdefault(name.partition("+")[0], set()).add(name)
         return queue
 
-    def add(self, name: str, data: bytes, add_time: int, expiry: int
-            ) -> tuple[bool, list[asyncio.Future]]:
+    def add(self, name: str, data: bytes, add_time: int, expiry: int) -> tuple[bool, list[Journal]]:
         """Add to a queue and to its fanout children. Whether the queue itself took the item,
-        and the futures to wait on before saying so (`--fsync always`)."""
+        and the journals it went to (with `--fsync always`, the reply waits for them)."""
         queue = self.get_or_create(name)
         stored = queue.add(data, add_time, expiry)
         children = self.fanout.get(name)
         if not children:  # the usual case, kept short: it runs for every `set`
             if stored:
                 self.total_items += 1
-            durable = queue.journal.wait_durable()
-            return stored, [] if durable is None else [durable]
-        targets = [queue]
-        if stored:
-            self.total_items += 1
-            for child_name in sorted(children):
-                child = self.get_or_create(child_name)
-                if child.add(data, add_time, expiry):
-                    self.total_items += 1
-                    targets.append(child)
-                else:
-                    log.warning("queue %s is full: fanout copy from %s dropped", child_name, name)
-        durable = [target.journal.wait_durable() for target in targets]
-        return stored, [future for future in durable if future is not None]
+                return True, [queue.journal]
+            return False, []
+        if not stored:
+            return False, []
+        journals = [queue.journal]
+        self.total_items += 1
+        for child_name in sorted(children):
+            child = self.get_or_create(child_name)
+            if child.add(data, add_time, expiry):
+                self.total_items += 1
+                journals.append(child.journal)
+            else:
+                log.warning("queue %s is full: fanout copy from %s dropped", child_name, name)
+        return True, journals
 
-    def delete(self, name: str) -> None:
-        queue = self.queues.pop(name, None)
-        if queue is not None:
-            queue.delete()
+    def delete(self, name: str) -> asyncio.Future | None:
+        """Delete a queue; the future is done once its journal's removal is on disk (None if there
+        was no such queue). OSError if the journal cannot be removed: the queue then stays."""
+        queue = self.queues.get(name)
+        if queue is None:
+            return None
+        removed = queue.delete()
+        del self.queues[name]
         if "+" in name:
             self.fanout.get(name.partition("+")[0], set()).discard(name)
+        return removed
 
     def flush_all(self) -> None:
         for queue in self.queues.values():

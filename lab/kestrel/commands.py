@@ -15,6 +15,7 @@ from functools import partial
 from lab.kestrel import VERSION
 from lab.kestrel.collection import TooManyQueues, expiry_from_exptime
 from lab.kestrel.items import Fetch, Item, now_ms
+from lab.kestrel.journal import Journal
 from lab.kestrel.protocol import (
     ClientError,
     GetRequest,
@@ -83,19 +84,37 @@ class Commands:
         data = bytes(self.buffer[data_start:data_end])
         self.server.cmd_set += 1
         now = now_ms()
-        stored, durable = self.server.collection.add(
+        stored, journals = self.server.collection.add(
             request.queue, data, now, expiry_from_exptime(request.exptime, now))
         reply = b"" if request.noreply else b"STORED\r\n" if stored else b"NOT_STORED\r\n"
-        if durable:  # --fsync always: the reply waits until the record is on disk
-            if len(durable) > 1:  # fanout: one journal per queue
-                durable = [asyncio.gather(*durable)]
-            return self.park(durable[0], partial(self._answer_durable, reply))
+        if stored and self.config.fsync.mode == "always":  # the reply waits until it is on disk
+            return self.park_until_durable(journals, reply)
         if reply:
             self.send(reply)
         return ANSWERED
 
-    def _answer_durable(self, reply: bytes, synced: asyncio.Future) -> object:
-        synced.result()  # raises OSError if the fsync failed
+    def park_until_durable(self, journals: list[Journal], reply: bytes) -> object:
+        """Park until the record is on disk in every journal it went to (fanout: several)."""
+        outcome = {"waiting": len(journals), "error": None}
+
+        def synced(error: OSError | None) -> None:
+            outcome["waiting"] -= 1
+            outcome["error"] = outcome["error"] or error
+            if outcome["waiting"] == 0:
+                self.resume(outcome["error"])
+
+        for journal in journals:
+            if not journal.when_durable(synced):  # already on disk (it never calls back at once)
+                outcome["waiting"] -= 1
+        if outcome["waiting"] == 0:
+            if reply:
+                self.send(reply)
+            return ANSWERED
+        return self.park(partial(self._answer_durable, reply))
+
+    def _answer_durable(self, reply: bytes, error: OSError | None) -> object:
+        if error is not None:
+            raise error  # the client hears SERVER_ERROR; the item stays queued
         if reply:
             self.send(reply)
         return ANSWERED
@@ -177,14 +196,21 @@ class Commands:
             self.send_item(request, done.result())
             return ANSWERED
 
-        return self.park(future, answer)
+        return self.park_on(future, answer)
 
     def do_delete(self, args: list[bytes]) -> object:
         if not args:
             raise ClientError("delete needs a queue name", close=False)
-        self.server.collection.delete(args[0].decode("ascii", errors="replace"))
-        if not wants_noreply(args):
-            self.send(b"DELETED\r\n")
+        removed = self.server.collection.delete(args[0].decode("ascii", errors="replace"))
+        reply = b"" if wants_noreply(args) else b"DELETED\r\n"
+        if removed is None:
+            self.send(reply)
+            return ANSWERED
+        return self.park_on(removed, partial(self._answer_removed, reply))  # once it is on disk
+
+    def _answer_removed(self, reply: bytes, removed: asyncio.Future) -> object:
+        removed.result()  # raises OSError if the unlink or the folder's fsync failed
+        self.send(reply)
         return ANSWERED
 
     def do_flush(self, args: list[bytes]) -> object:

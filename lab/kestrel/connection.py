@@ -54,10 +54,9 @@ class ClientConnection(Commands, asyncio.Protocol):
         self.done: asyncio.Future | None = None  # set when the connection has finished
         self.reading_paused = False
         self.writing_paused = False
-        # The request being answered waits for this future (a fsync, an item); until it is done
-        # no later request is looked at, so replies keep their order.
-        self.parked: asyncio.Future | None = None
-        self._answer_parked = None  # called with the parked future once it is done
+        # The request being answered waits (for an fsync, an item) and this replies to it once
+        # it can; until then no later request is looked at, so replies keep their order.
+        self.parked = None
         self.waiting: asyncio.Future | None = None  # a `get q/t=...` waiting for an item
         self.skipping: SetRequest | None = None  # a `set` too big to store, being read past
         self.skip_left = 0
@@ -198,20 +197,22 @@ class ClientConnection(Commands, asyncio.Protocol):
         log.error("client %d: %s", self.id, error)
         self.send(b"SERVER_ERROR " + str(error).encode(errors="replace")[:200] + CRLF)
 
-    def park(self, future: asyncio.Future, answer) -> object:
-        """The current request waits for `future`; then `answer(future)` replies to it."""
-        self.parked = future
-        self._answer_parked = answer
-        future.add_done_callback(self._unpark)
+    def park(self, answer) -> object:
+        """The current request waits; `resume(result)` then calls `answer(result)` to reply."""
+        self.parked = answer
         return PARKED
 
-    def _unpark(self, future: asyncio.Future) -> None:
-        answer, self._answer_parked = self._answer_parked, None
-        self.parked = None
+    def park_on(self, future: asyncio.Future, answer) -> object:
+        """Park until `future` is done; `answer(future)` replies."""
+        future.add_done_callback(self.resume)
+        return self.park(answer)
+
+    def resume(self, result) -> None:
+        answer, self.parked = self.parked, None
         if self.finished:
             return
         try:
-            outcome = answer(future)
+            outcome = answer(result)
         except OSError as error:  # the fsync failed: the client hears so, nothing else changes
             self.send_server_error(error)
             outcome = ANSWERED

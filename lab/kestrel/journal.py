@@ -1,23 +1,14 @@
 """The journal: an append-only file per queue, holding every change before it is acknowledged.
 
-Records follow Kestrel's layout (one opcode byte, then little-endian fields) and its opcode
-numbers, with one addition: every record ends with a CRC-32 of its bytes, so that a torn write
-or garbage at the end of the file is recognised instead of being replayed as items.
+Its records are in records.py. Appends go straight to the kernel, on the event loop: each is
+one small write. What can take long runs in a worker thread while the loop goes on answering:
+a big or slow fsync, compaction (`rewrite`) and removing a deleted queue's file.
 
-    ADD              02 | u32 length | i64 add time ms | i64 expiry ms | data | u32 crc
-    REMOVE           01 | u32 crc
-    REMOVE_TENTATIVE 09 | u32 xid | u32 crc       (a `get q/open` took the head)
-    UNREMOVE         05 | u32 xid | u32 crc       (abort or rollback: back to the head)
-    CONFIRM_REMOVE   06 | u32 xid | u32 crc       (`get q/close`: gone for good)
-
-`length` counts the two times and the data (16 + len(data)), as in Kestrel's ADDX record.
-Expiry 0 means "never".
-
-Durability (`--fsync`): with `always`, a writer waits for `wait_durable()`. One fsync runs at a
-time, in a worker thread, while the event loop goes on answering requests; every record written
-while it runs waits for the next one, so a hundred concurrent writers share one fsync instead of
-queueing for a hundred ("group commit"). The first fsync of a batch starts at the end of the
-event loop's turn, not at the first writer, so it holds every record that turn wrote.
+Durability (`--fsync`): with `always`, a writer waits for `when_durable`. One fsync runs at a
+time; every record written while it runs waits for the next one, so a hundred concurrent writers
+share one fsync instead of queueing for a hundred ("group commit"). The fsync of a batch starts
+at the end of the event loop's turn, not at the first writer, so it holds every record that
+turn wrote.
 """
 
 from __future__ import annotations
@@ -25,126 +16,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
-import zlib
+import secrets
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from lab.kestrel.config import FsyncPolicy
+from lab.kestrel.records import OP_ADD, CorruptRecord, ReadWindow, Record, decode_at
 
 log = logging.getLogger("lab.kestrel.journal")
 
-OP_REMOVE = 1
-OP_ADD = 2  # Kestrel's ADDX: an item with its expiry
-OP_UNREMOVE = 5
-OP_CONFIRM_REMOVE = 6
-OP_REMOVE_TENTATIVE = 9
-XID_OPS = (OP_REMOVE_TENTATIVE, OP_UNREMOVE, OP_CONFIRM_REMOVE)
-OP_NAMES = {OP_REMOVE: "REMOVE", OP_ADD: "ADD", OP_UNREMOVE: "UNREMOVE",
-            OP_CONFIRM_REMOVE: "CONFIRM_REMOVE", OP_REMOVE_TENTATIVE: "REMOVE_TENTATIVE"}
-
-_ADD_HEAD = struct.Struct("<BIqq")  # opcode, length, add time, expiry: 21 bytes
-_XID_RECORD = struct.Struct("<BI")  # opcode, xid: 5 bytes
-_CRC = struct.Struct("<I")
-ADD_OVERHEAD = _ADD_HEAD.size + _CRC.size  # bytes an ADD record adds to its data
 TEMP_SUFFIX = "~~"  # Kestrel's suffix too: queue names may not contain "~"
+# An fsync runs on the event loop when it has at most this many bytes to write and fsyncs have
+# been quick: then it costs less than the two thread switches of handing it to a thread, as
+# Redis, which fsyncs on its event loop, shows. A bigger or slower one runs in a thread.
+INLINE_SYNC_BYTES = 256 * 1024
+INLINE_SYNC_SECONDS = 0.001
+# Compaction copies what was appended while it wrote the new file in a thread, in rounds, until
+# what is left is this small; the last bit is copied on the loop, just before the switch.
+TAIL_ON_LOOP_BYTES = 64 * 1024
+TAIL_ROUNDS = 4
 
+# fdatasync writes the data and what is needed to read it back (the file's size), but not its
+# modification time: one disk write fewer. Redis and PostgreSQL use it where it exists.
+sync_file = getattr(os, "fdatasync", os.fsync)
 
-def _with_crc(record: bytes) -> bytes:
-    return record + _CRC.pack(zlib.crc32(record))
-
-
-def encode_add(add_time_ms: int, expiry_ms: int, data: bytes) -> bytes:
-    head = _ADD_HEAD.pack(OP_ADD, 16 + len(data), add_time_ms, expiry_ms)
-    return b"".join((head, data, _CRC.pack(zlib.crc32(data, zlib.crc32(head)))))
-
-
-REMOVE_RECORD = _with_crc(bytes([OP_REMOVE]))
-
-
-def encode_xid(op: int, xid: int) -> bytes:
-    return _with_crc(_XID_RECORD.pack(op, xid))
-
-
-@dataclass(slots=True)
-class Record:
-    op: int
-    offset: int  # where the record starts in the file
-    xid: int = 0
-    add_time: int = 0
-    expiry: int = 0
-    data: bytes = b""
-
-
-class CorruptRecord(Exception):
-    """The bytes at an offset are not a whole, intact record."""
-
-
-class _ReadWindow:
-    """Reads from the journal file by offset through a cached window, for replay and read-behind.
-
-    The file only ever grows at the end, so cached bytes never go stale (truncation and
-    compaction call `reset`).
-    """
-
-    CHUNK = 1024 * 1024
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.reset(fd)
-
-    def reset(self, fd: int) -> None:
-        self.fd = fd
-        self.start = 0
-        self.window = b""
-
-    def read(self, offset: int, size: int) -> bytes:
-        end = offset + size
-        if not (self.start <= offset and end <= self.start + len(self.window)):
-            self.window = os.pread(self.fd, max(size, self.CHUNK), offset)
-            self.start = offset
-        return self.window[offset - self.start:end - self.start]
-
-
-def decode_at(reader: _ReadWindow, offset: int, file_size: int) -> tuple[Record, int]:
-    """The record at `offset` and the offset after it; CorruptRecord if it is not intact."""
-    first = reader.read(offset, 1)
-    if not first:
-        raise CorruptRecord("end of file")
-    op = first[0]
-    if op == OP_ADD:
-        head = reader.read(offset, _ADD_HEAD.size)
-        if len(head) < _ADD_HEAD.size:
-            raise CorruptRecord("truncated ADD header")
-        _, length, add_time, expiry = _ADD_HEAD.unpack(head)
-        end = offset + 5 + length + _CRC.size
-        # Checking the length against the file first means garbage never makes us allocate GiBs.
-        if length < 16 or end > file_size:
-            raise CorruptRecord(f"ADD length {length} runs past the end of the file")
-        body = reader.read(offset, end - offset)
-        if len(body) < end - offset:
-            raise CorruptRecord("truncated ADD record")
-        (crc,) = _CRC.unpack_from(body, len(body) - _CRC.size)
-        if zlib.crc32(memoryview(body)[:-_CRC.size]) != crc:
-            raise CorruptRecord("ADD checksum mismatch")
-        return Record(OP_ADD, offset, add_time=add_time, expiry=expiry,
-                      data=body[_ADD_HEAD.size:-_CRC.size]), end
-    if op == OP_REMOVE:
-        size = 1 + _CRC.size
-    elif op in XID_OPS:
-        size = _XID_RECORD.size + _CRC.size
-    else:
-        raise CorruptRecord(f"unknown opcode {op}")
-    body = reader.read(offset, size)
-    if len(body) < size:
-        raise CorruptRecord(f"truncated {OP_NAMES[op]} record")
-    (crc,) = _CRC.unpack_from(body, size - _CRC.size)
-    if zlib.crc32(body[:-_CRC.size]) != crc:
-        raise CorruptRecord(f"{OP_NAMES[op]} checksum mismatch")
-    xid = _XID_RECORD.unpack_from(body)[1] if op in XID_OPS else 0
-    return Record(op, offset, xid=xid), offset + size
+Durable = Callable[[OSError | None], None]  # called with None once on disk, or with the error
 
 
 def fsync_dir(path: Path) -> None:
@@ -165,16 +63,23 @@ class Journal:
         if created and fsync.mode == "always":
             fsync_dir(path.parent)  # the new file's name is on disk before its first item is STORED
         self.size = os.fstat(self._fd).st_size
-        self._reader = _ReadWindow(self._fd)
+        self._reader = ReadWindow(self._fd)
         # Bytes ever appended and bytes known to be on disk: counted across compactions.
         self._written = 0
         self._synced = 0
         self._syncing = False
-        self._sync_done_event: asyncio.Event | None = None
-        # Writers waiting for their record to be on disk: (bytes written up to it, future).
-        self._durable_waiters: deque[tuple[int, asyncio.Future]] = deque()
         self._start_pending = False  # an fsync will start at the end of this loop turn
-        self._retired_fds: list[int] = []  # replaced by compaction while a sync used them
+        self._sync_seconds = 0.0  # how long an fsync takes, a running average
+        # Compaction replaces the file: an fsync of the old one that ends later counts for nothing,
+        # and until the folder is synced the switch itself is not durable.
+        self._generation = 0
+        self._folder_unsynced = False
+        # Writers waiting for their record to be on disk: (bytes written up to it, callback).
+        self._durable_waiters: deque[tuple[int, Durable]] = deque()
+        self._threads = 0  # worker threads using this journal's files right now
+        self._retired_fds: list[int] = []  # closed once no thread uses them
+        self._threads_done: asyncio.Event | None = None
+        self.rewriting = False
         self.closed = False
 
     # -- reading --------------------------------------------------------------------------------
@@ -222,19 +127,32 @@ class Journal:
         self.size = size
         self._reader.reset(self._fd)
 
-    def wait_durable(self) -> asyncio.Future | None:
-        """With `--fsync always`: a future that is done when everything written so far is on
-        disk (None if it already is, or if the policy does not wait)."""
+    # -- durability -----------------------------------------------------------------------------
+
+    def when_durable(self, callback: Durable) -> bool:
+        """With `--fsync always`: call `callback` once everything written so far is on disk.
+        False, and no call, if there is nothing to wait for (or the policy does not wait)."""
         if self.fsync.mode != "always" or self._synced >= self._written:
-            return None
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._durable_waiters.append((self._written, future))
+            return False
+        self._durable_waiters.append((self._written, callback))
+        self._schedule_sync()
+        return True
+
+    def wait_durable(self) -> asyncio.Future | None:
+        """`when_durable` as a future (None if there is nothing to wait for)."""
+        future = asyncio.get_running_loop().create_future()
+
+        def done(error: OSError | None) -> None:
+            if not future.done():
+                future.set_result(None) if error is None else future.set_exception(error)
+
+        return future if self.when_durable(done) else None
+
+    def _schedule_sync(self) -> None:
         if not self._syncing and not self._start_pending:
             # Not at once: the other requests read in this turn of the loop join the batch.
             self._start_pending = True
-            loop.call_soon(self._start_sync_for_waiters)
-        return future
+            asyncio.get_running_loop().call_soon(self._start_sync_for_waiters)
 
     def _start_sync_for_waiters(self) -> None:
         self._start_pending = False
@@ -242,96 +160,213 @@ class Journal:
             self._start_sync()
 
     def sync_in_background(self) -> None:
-        """For `--fsync every:MS`: start an fsync if there is anything to sync."""
-        if self._synced < self._written and not self._syncing:
-            self._start_sync()
+        """For `--fsync every:MS`, and after a compaction: an fsync in a thread, if one is due."""
+        due = self._synced < self._written or self._folder_unsynced
+        if due and not self._syncing and not self.closed:
+            self._start_sync(in_thread=True)
 
-    def _start_sync(self) -> None:
+    def _start_sync(self, in_thread: bool = False) -> None:
         self._syncing = True
-        target, fd = self._written, self._fd
-        loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(None, os.fsync, fd)
-        done.add_done_callback(lambda finished: self._sync_finished(finished, target))
+        target, fd, generation, folder = self._written, self._fd, self._generation, self._folder_unsynced
+        if (not in_thread and not folder and target - self._synced <= INLINE_SYNC_BYTES
+                and self._sync_seconds < INLINE_SYNC_SECONDS):
+            self._sync_finished(target, generation, folder, self._timed_sync(fd, folder))
+            return
+        self._in_thread(self._timed_sync, fd, folder).add_done_callback(
+            lambda done: self._sync_finished(target, generation, folder, done.result()))
 
-    def _sync_finished(self, finished: asyncio.Future, target: int) -> None:
+    def _timed_sync(self, fd: int, folder: bool) -> OSError | None:
+        """Sync the folder (if asked) and the file, keeping a running average of the time it
+        takes; the error, if any."""
+        started = time.perf_counter()
+        try:
+            if folder:
+                fsync_dir(self.path.parent)
+            sync_file(fd)
+        except OSError as error:
+            return error
+        finally:
+            self._sync_seconds += (time.perf_counter() - started - self._sync_seconds) / 8
+        return None
+
+    def _sync_finished(self, target: int, generation: int, folder: bool, error: OSError | None) -> None:
         self._syncing = False
-        for fd in self._retired_fds:
-            os.close(fd)
-        self._retired_fds.clear()
-        error = finished.exception()
-        if error is not None:
+        if generation != self._generation:
+            pass  # it synced a file compaction has replaced; the next fsync covers the new one
+        elif error is not None:
             log.error("journal %s: fsync failed: %s", self.path, error)
             while self._durable_waiters:  # nobody may hear STORED now
-                _, future = self._durable_waiters.popleft()
-                if not future.done():
-                    future.set_exception(OSError(f"fsync failed: {error}"))
+                self._durable_waiters.popleft()[1](OSError(f"fsync failed: {error}"))
         else:
             self._synced = max(self._synced, target)
+            if folder:
+                self._folder_unsynced = False
             self._resolve_durable_waiters()
-        if self._sync_done_event is not None:
-            self._sync_done_event.set()
         if self._durable_waiters and not self.closed:
-            self._start_sync()  # the next group: everything written while this fsync ran
+            self._schedule_sync()  # the next group: everything written while this fsync ran
 
     def _resolve_durable_waiters(self) -> None:
         while self._durable_waiters and self._durable_waiters[0][0] <= self._synced:
-            _, future = self._durable_waiters.popleft()
-            if not future.done():
-                future.set_result(None)
+            self._durable_waiters.popleft()[1](None)
 
-    def rewrite(self, records: Iterable[bytes]) -> None:
-        """Compaction: replace the file with `records`, atomically (temp file, fsync, rename).
+    # -- worker threads -------------------------------------------------------------------------
 
-        A crash at any point leaves either the old journal or the new one, never a mix.
-        """
-        temp = self.path.with_name(self.path.name + TEMP_SUFFIX)
-        size = 0
-        with open(temp, "wb") as out:
-            for record in records:
-                out.write(record)
-                size += len(record)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, self.path)
-        # From here the new file is the journal: append to it even if the folder's fsync fails.
-        old_fd, self._fd = self._fd, os.open(self.path, os.O_RDWR | os.O_APPEND)
-        self._retire(old_fd)
-        self.size = size
-        self._reader.reset(self._fd)
-        fsync_dir(self.path.parent)
-        # The new file holds everything written so far, and it is on disk.
-        self._synced = self._written
-        self._resolve_durable_waiters()
+    def _in_thread(self, function, *args) -> asyncio.Future:
+        """Run `function(*args)` in a worker thread; no file it uses is closed until it returns."""
+        self._threads += 1
+        done = asyncio.get_running_loop().run_in_executor(None, function, *args)
+        done.add_done_callback(self._thread_finished)
+        return done
+
+    def _thread_finished(self, _done: asyncio.Future) -> None:
+        self._threads -= 1
+        if self._threads == 0:
+            for fd in self._retired_fds:
+                _close_in_thread(fd)
+            self._retired_fds.clear()
+            if self._threads_done is not None:
+                self._threads_done.set()
 
     def _retire(self, fd: int) -> None:
-        if self._syncing:
-            self._retired_fds.append(fd)  # a worker thread is fsyncing it right now
+        if self._threads:
+            self._retired_fds.append(fd)  # a worker thread may be using it right now
         else:
-            os.close(fd)
+            _close_in_thread(fd)
 
-    async def _wait_for_sync(self) -> None:
-        while self._syncing:
-            self._sync_done_event = asyncio.Event()
-            await self._sync_done_event.wait()
+    async def _wait_for_threads(self) -> None:
+        while self._threads or self.rewriting:
+            self._threads_done = asyncio.Event()
+            await self._threads_done.wait()
+
+    def _temp_path(self) -> Path:
+        """A file name of its own (a queue deleted and made again may compact twice at once);
+        start-up removes any that are left."""
+        return self.path.with_name(f"{self.path.name}~{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+    # -- compaction -----------------------------------------------------------------------------
+
+    async def rewrite(self, records: Iterable[bytes]) -> int | None:
+        """Compaction: replace the file with `records`, the queue's state as it is now, followed by
+        every record appended from now until the switch. `records` is read in a worker thread,
+        so it must not look at anything the loop changes meanwhile.
+
+        Returns how far the offsets of the records appended meanwhile moved back, or None if the
+        journal was closed meanwhile. Raises OSError if the new file cannot be written: the old
+        one then stays, whole. A crash at any point leaves the old journal or the new one.
+        """
+        start = self.size
+        temp = self._temp_path()
+        self.rewriting = True
+        new_fd = None
+        try:
+            new_fd, snapshot_size = await self._in_thread(_write_new_file, temp, records)
+            copied = start  # the new file holds (and has on disk) the old one's records up to here
+            for _ in range(TAIL_ROUNDS):
+                if self.closed or self.size - copied <= TAIL_ON_LOOP_BYTES:
+                    break
+                end = self.size
+                await self._in_thread(_copy_range, self._fd, new_fd, copied, end, True)
+                copied = end
+            if self.closed:
+                return None
+            # From here to the switch, on the loop: nothing is appended meanwhile.
+            _copy_range(self._fd, new_fd, copied, self.size, False)
+            acknowledged_beyond = self._synced > self._written - (self.size - copied)
+            if acknowledged_beyond:
+                sync_file(new_fd)  # a client was told these last records are on disk
+            os.replace(temp, self.path)
+            shift = start - snapshot_size
+            old_fd, self._fd, new_fd = self._fd, new_fd, None
+            self._retire(old_fd)
+            self.size -= shift
+            self._reader.reset(self._fd)
+            self._generation += 1
+            # What clients were told is on disk is on disk in the new file as in the old, and a
+            # crash before the folder's sync leaves the old one. The next fsync syncs the folder.
+            self._folder_unsynced = True
+            self.sync_in_background()
+            return shift
+        finally:
+            self.rewriting = False
+            if new_fd is not None:  # the switch did not happen
+                os.close(new_fd)
+                temp.unlink(missing_ok=True)
+            if self._threads_done is not None:
+                self._threads_done.set()
+
+    # -- closing --------------------------------------------------------------------------------
 
     async def close(self) -> None:
         """Sync (whatever the policy) and close: a clean stop loses nothing."""
         if self.closed:
             return
-        await self._wait_for_sync()
-        self.closed = True
-        os.fsync(self._fd)
+        self.closed = True  # a compaction going on stops at its next step
+        await self._wait_for_threads()
+        if self._folder_unsynced:
+            fsync_dir(self.path.parent)
+        sync_file(self._fd)
         self._synced = self._written
         self._resolve_durable_waiters()
         os.close(self._fd)
 
-    def delete(self) -> None:
-        """Close and remove the file, at once (a queue of the same name may be created next)."""
-        if self.closed:
-            return
+    def delete(self) -> asyncio.Future:
+        """Remove the file: out of the way at once (a queue of the same name may be created next),
+        then unlinked, and its folder synced, in a thread. The future is done when the removal
+        is on disk. Raises OSError, and changes nothing, if the file cannot be moved."""
+        grave = self._temp_path()
+        os.replace(self.path, grave)
         self.closed = True
         self._retire(self._fd)
-        self.path.unlink(missing_ok=True)
-        fsync_dir(self.path.parent)
         self._synced = self._written
         self._resolve_durable_waiters()
+        return self._in_thread(_remove_for_good, grave)
+
+
+def _close_in_thread(fd: int) -> None:
+    """Close a replaced file's descriptor in a worker thread: closing the last one frees the
+    file's blocks, which takes milliseconds for a big file."""
+    asyncio.get_running_loop().run_in_executor(None, os.close, fd)
+
+
+def _write_new_file(path: Path, records: Iterable[bytes]) -> tuple[int, int]:
+    """Write `records` to a new file and sync it; its descriptor (for appending) and size."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    try:
+        size = 0
+        pending: list[bytes] = []
+        for record in records:
+            pending.append(record)
+            size += len(record)
+            if len(pending) >= 256:
+                _write_all(fd, b"".join(pending))
+                pending.clear()
+        _write_all(fd, b"".join(pending))
+        sync_file(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    return fd, size
+
+
+def _copy_range(source: int, target: int, start: int, end: int, sync: bool) -> None:
+    """Append bytes `start` to `end` of `source` to `target`, and sync it if asked."""
+    while start < end:
+        chunk = os.pread(source, min(end - start, 1024 * 1024), start)
+        if not chunk:
+            raise OSError(f"the journal ended at byte {start}, before {end}")
+        _write_all(target, chunk)
+        start += len(chunk)
+    if sync:
+        sync_file(target)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _remove_for_good(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from lab.kestrel.config import FsyncPolicy, QueueLimits
 from lab.kestrel.items import Fetch, Item, OpenRead, Waiter, now_ms
-from lab.kestrel.journal import (
+from lab.kestrel.journal import Journal
+from lab.kestrel.records import (
     ADD_OVERHEAD,
     OP_ADD,
     OP_CONFIRM_REMOVE,
@@ -26,7 +27,6 @@ from lab.kestrel.journal import (
     OP_REMOVE_TENTATIVE,
     OP_UNREMOVE,
     REMOVE_RECORD,
-    Journal,
     encode_add,
     encode_xid,
 )
@@ -57,6 +57,7 @@ class PersistentQueue:
         self.waiters: deque[Waiter] = deque()
         self.deleted = False
         self.compact_retry_at = 0.0  # monotonic time: no compaction attempt before it
+        self.compacting: asyncio.Task | None = None
         # Stats.
         self.total_items = 0
         self.expired_items = 0
@@ -304,19 +305,18 @@ class PersistentQueue:
     # -- clearing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Drop every waiting item (open reads stay open), by rewriting the journal without them.
-        If the rewrite fails (OSError), nothing is dropped."""
-        behind = self.behind_count, self.behind_bytes
-        self.behind_count = self.behind_bytes = 0  # items behind are only in the journal: gone with it
-        try:
-            self.compact(keep_waiting=False)
-        except OSError:
-            self.behind_count, self.behind_bytes = behind
-            raise
+        """Drop every waiting item (open reads stay open): one REMOVE record each, in one write,
+        so a full disk drops nothing (OSError); compaction reclaims the space later."""
+        if self.items:
+            self.journal.append(REMOVE_RECORD * self.items)
         self.memory.clear()
-        self.mem_bytes = 0
+        self.mem_bytes = self.behind_count = self.behind_bytes = 0
+        self.maybe_compact()
 
-    def delete(self) -> None:
+    def delete(self) -> asyncio.Future:
+        """Wake every waiter and remove the journal; the future is done once that is on disk.
+        Raises OSError, and changes nothing, if the journal cannot be removed."""
+        removed = self.journal.delete()
         self.deleted = True
         self.wake_all_waiters()
         for read in self.open_reads.values():
@@ -326,45 +326,61 @@ class PersistentQueue:
         self.open_by_client.clear()
         self.memory.clear()
         self.mem_bytes = self.behind_count = self.behind_bytes = 0
-        self.journal.delete()
+        return removed
 
     # -- compaction -----------------------------------------------------------------------------
 
     def maybe_compact(self) -> None:
-        """Rewrite the journal when it is big and mostly dead: the queue is empty, or the file
-        is more than 4x what its live items and open reads need."""
-        if self.behind_count or self.deleted or self.journal.size < self.journal_compact_bytes:
+        """Start rewriting the journal when it is big and mostly dead: the queue is empty, or the
+        file is more than 4x what its live items and open reads need. It is written in a worker
+        thread; requests go on being answered meanwhile."""
+        if (self.compacting or self.behind_count or self.deleted
+                or self.journal.size < self.journal_compact_bytes):
             return
         live = (self.mem_bytes + ADD_OVERHEAD * len(self.memory)
                 + sum(len(read.item.data) + ADD_OVERHEAD + 9 for read in self.open_reads.values()))
-        if (not self.memory and not self.open_reads) or self.journal.size > 4 * live:
-            if time.monotonic() < self.compact_retry_at:
+        if self.memory or self.open_reads:
+            if self.journal.size <= 4 * live:
                 return
-            try:
-                self.compact()
-            except OSError as error:  # the journal as it was still holds the truth: keep it
-                self.compact_retry_at = time.monotonic() + COMPACT_RETRY_SECONDS
-                log.error("queue %s: journal compaction failed (%s); tried again in %.0f s",
-                          self.name, error, COMPACT_RETRY_SECONDS)
-
-    def compact(self, keep_waiting: bool = True) -> None:
-        """Rewrite the journal with the open reads and (unless flushing) the waiting items.
-        Raises OSError if the new file cannot be written; the old one then stays."""
-        if self.behind_count and keep_waiting:  # items behind are read back by offset
+        if time.monotonic() < self.compact_retry_at:
             return
-        before = self.journal.size
-        xids = sorted(self.open_reads)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # only a running server compacts
+        self.compacting = loop.create_task(self.compact())
 
-        def records():
-            # Open reads first, re-opened under their own xids, then the waiting items.
-            for xid in xids:
-                item = self.open_reads[xid].item
-                yield encode_add(item.add_time, item.expiry, item.data)
-            for xid in xids:
-                yield encode_xid(OP_REMOVE_TENTATIVE, xid)
-            for item in self.memory if keep_waiting else ():
-                yield encode_add(item.add_time, item.expiry, item.data)
+    async def compact(self) -> None:
+        """Rewrite the journal with the open reads and the waiting items, as they are when it
+        starts; what happens meanwhile is appended to the old file and copied after them. A
+        failure (a full disk, say) is logged and tried again later: the old journal still holds
+        the truth."""
+        try:
+            if self.behind_count or self.deleted:  # items behind are read back by offset
+                return
+            before = self.journal.size
+            opens = [(xid, self.open_reads[xid].item) for xid in sorted(self.open_reads)]
+            shift = await self.journal.rewrite(_compacted(opens, list(self.memory)))
+        except OSError as error:
+            self.compact_retry_at = time.monotonic() + COMPACT_RETRY_SECONDS
+            log.error("queue %s: journal compaction failed (%s); tried again in %.0f s",
+                      self.name, error, COMPACT_RETRY_SECONDS)
+            return
+        finally:
+            self.compacting = None
+        if shift is None:  # deleted or shut down meanwhile
+            return
+        if self.behind_count:  # items that went behind meanwhile are in the copied part
+            self.behind_offset -= shift
+        log.info("queue %s: journal compacted from %d to %d bytes", self.name, before, self.journal.size)
 
-        self.journal.rewrite(records())
-        log.info("queue %s: journal compacted from %d to %d bytes", self.name, before,
-                 self.journal.size)
+
+def _compacted(opens: list[tuple[int, Item]], waiting: list[Item]):
+    """The records of a compacted journal: open reads first, re-opened under their own xids,
+    then the waiting items. A generator over copies, so a worker thread can run it."""
+    for _, item in opens:
+        yield encode_add(item.add_time, item.expiry, item.data)
+    for xid, _ in opens:
+        yield encode_xid(OP_REMOVE_TENTATIVE, xid)
+    for item in waiting:
+        yield encode_add(item.add_time, item.expiry, item.data)

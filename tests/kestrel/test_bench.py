@@ -52,10 +52,11 @@ def test_main_writes_kestrel_json_and_the_printed_table(tmp_path, monkeypatch, c
     assert table.startswith("put-many  fsync=always kestrel      1 items/s") and "(ratio 0.25)" in table
 
 
-def test_the_churn_benchmark_times_another_clients_requests_idle_and_under_churn():
+def test_the_churn_benchmark_times_another_clients_requests_idle_and_under_both_churns():
     from lab.bench import kestrel_churn
 
     rows, moved = kestrel_churn.run(0.5)
-    assert [row["while"] for row in rows] == ["idle", "under churn"]
+    assert [row["while"] for row in rows] == ["idle", "under churn", "under churn+16"]
     assert all(row["requests"] > 10 and 0 < row["p50_ms"] <= row["p999_ms"] <= row["max_ms"] for row in rows)
-    assert moved > 0  # the churn really ran while the second half was timed
+    assert list(moved) == ["churn", "churn+16"]
+    assert all(count > 0 for count in moved.values())  # each churn really ran while it was timed

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from lab.kestrel.journal import encode_add
+from lab.kestrel.records import encode_add
 from lab.runtime.kestrel_server import kestrel_argv, kestrel_process
 from lab.runtime.process import free_port, wait_until
 from lab.testing.kestrel import RawClient

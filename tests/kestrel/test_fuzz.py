@@ -15,8 +15,8 @@ import threading
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lab.kestrel.journal import CorruptRecord, _ReadWindow, decode_at
 from lab.kestrel.protocol import ClientError, parse_get_key, parse_set, split_line
+from lab.kestrel.records import CorruptRecord, ReadWindow, decode_at
 from lab.runtime.process import wait_until
 from lab.testing.kestrel import RawClient
 
@@ -56,7 +56,7 @@ def test_decoding_any_bytes_gives_records_or_corrupt_record(tmp_path_factory, bl
     import os
     fd = os.open(path, os.O_RDONLY)
     try:
-        reader, offset = _ReadWindow(fd), 0
+        reader, offset = ReadWindow(fd), 0
         while offset < len(blob):
             try:
                 record, offset_after = decode_at(reader, offset, len(blob))

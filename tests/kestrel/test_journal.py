@@ -11,17 +11,20 @@ import zlib
 import pytest
 
 from lab.kestrel import journal as journal_module
+from lab.kestrel import records as records_module
 from lab.kestrel.config import FsyncPolicy, QueueLimits
 from lab.kestrel.items import Fetch
-from lab.kestrel.journal import (
+from lab.kestrel.journal import Journal
+from lab.kestrel.queue import PersistentQueue
+from lab.kestrel.records import (
     OP_ADD,
+    OP_CONFIRM_REMOVE,
     OP_REMOVE_TENTATIVE,
     REMOVE_RECORD,
-    Journal,
     encode_add,
     encode_xid,
 )
-from lab.kestrel.queue import PersistentQueue
+from lab.runtime.process import wait_until
 from lab.testing.kestrel import RawClient
 
 
@@ -53,7 +56,7 @@ def test_replay_restores_items_and_open_reads_go_back_to_the_head(tmp_path):
         REMOVE_RECORD,  # "a" taken
         encode_xid(OP_REMOVE_TENTATIVE, 1),  # "b" open...
         encode_xid(OP_REMOVE_TENTATIVE, 2),  # "c" open...
-        encode_xid(journal_module.OP_CONFIRM_REMOVE, 1),  # "b" done
+        encode_xid(OP_CONFIRM_REMOVE, 1),  # "b" done
         encode_xid(OP_REMOVE_TENTATIVE, 3),  # "d" open at the crash
     ]))
     queue = open_queue(tmp_path)
@@ -118,7 +121,7 @@ def test_writers_share_fsyncs_and_each_waits_for_the_one_covering_its_record(tmp
         real_fsync(fd)
         synced_sizes.append(size)
 
-    monkeypatch.setattr(journal_module.os, "fsync", slow_fsync)
+    monkeypatch.setattr(journal_module, "sync_file", slow_fsync)
 
     async def scenario():
         journal = Journal(tmp_path / "q", FsyncPolicy("always"))
@@ -153,7 +156,7 @@ def test_fsync_always_answers_stored_only_after_the_fsync(start_server, monkeypa
         disk_done.wait(10)
         real_fsync(fd)
 
-    monkeypatch.setattr(journal_module.os, "fsync", held_fsync)
+    monkeypatch.setattr(journal_module, "sync_file", held_fsync)
     server = start_server()
     with RawClient(server.port) as client:
         client.sock.settimeout(0.3)
@@ -175,8 +178,8 @@ def test_compaction_rewrites_the_journal_when_the_queue_is_empty(start_server, t
         client.get("q")
         # Not yet: the file (6 KiB) is under 4x its one live item.
         assert int(client.stats()["queue_q_logsize"]) > 6000
-        client.get("q")  # now empty: rewritten
-        assert client.stats()["queue_q_logsize"] == "0"
+        client.get("q")  # now empty: rewritten, in a worker thread
+        wait_until(lambda: client.stats()["queue_q_logsize"] == "0", timeout=10, what="compaction")
         assert (data / "q").stat().st_size == 0
         client.set("q", b"after")
     server.stop()
@@ -201,7 +204,8 @@ def test_compaction_keeps_live_items_and_open_reads(start_server, tmp_path):
         assert (stats["queue_q_items"], stats["queue_q_open_transactions"]) == ("4", "1")
         # Uncompacted it would hold 30 ADD records (over 15,700 bytes); compaction keeps it
         # under 4x what the 5 live items need (1 open + 4 waiting: 2,654 bytes).
-        assert int(stats["queue_q_logsize"]) <= 4 * 2654
+        wait_until(lambda: int(worker.stats()["queue_q_logsize"]) <= 4 * 2654, timeout=10,
+                   what="compaction")
         server.stop()  # the open read is rolled back at the stop
     again = start_server(data_dir=data)
     with RawClient(again.port) as client:
@@ -212,11 +216,12 @@ def test_compaction_keeps_live_items_and_open_reads(start_server, tmp_path):
 def test_a_temp_file_left_by_an_interrupted_compaction_is_ignored_and_removed(tmp_path):
     (tmp_path / "q").write_bytes(encode_add(1, 0, b"real"))
     (tmp_path / "q~~").write_bytes(encode_add(1, 0, b"half-written"))
+    (tmp_path / "q~5eed1e55~~").write_bytes(encode_add(1, 0, b"half-written too"))
     from lab.kestrel.collection import QueueCollection
     from lab.kestrel.config import ServerConfig
     collection = QueueCollection(ServerConfig(data_dir=tmp_path))
     collection.load()
-    assert not (tmp_path / "q~~").exists()
+    assert not (tmp_path / "q~~").exists() and not (tmp_path / "q~5eed1e55~~").exists()
     assert list(collection.queues) == ["q"]
     assert drain(collection.queues["q"]) == [b"real"]
 
@@ -224,7 +229,7 @@ def test_a_temp_file_left_by_an_interrupted_compaction_is_ignored_and_removed(tm
 def test_every_add_record_carries_the_time_and_expiry(tmp_path):
     queue = open_queue(tmp_path)
     queue.add(b"x", 1234, 5678)
-    reader = journal_module._ReadWindow(os.open(tmp_path / "q", os.O_RDONLY))
-    record, _ = journal_module.decode_at(reader, 0, (tmp_path / "q").stat().st_size)
+    reader = records_module.ReadWindow(os.open(tmp_path / "q", os.O_RDONLY))
+    record, _ = records_module.decode_at(reader, 0, (tmp_path / "q").stat().st_size)
     assert (record.op, record.add_time, record.expiry, record.data) == (OP_ADD, 1234, 5678, b"x")
     os.close(reader.fd)

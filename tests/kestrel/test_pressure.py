@@ -11,6 +11,7 @@ import pytest
 
 from lab.kestrel import journal
 from lab.runtime.kestrel_server import kestrel_process
+from lab.runtime.process import wait_until
 from lab.testing.kestrel import RawClient
 
 MiB = 1024 * 1024
@@ -144,11 +145,11 @@ def failing_rewrites(monkeypatch):
     real = Journal.rewrite
     state = {"failing": True, "attempts": 0}
 
-    def rewrite(self, records):
+    async def rewrite(self, records):
         state["attempts"] += 1
         if state["failing"]:
             raise OSError(28, "No space left on device")
-        return real(self, records)
+        return await real(self, records)
 
     monkeypatch.setattr(Journal, "rewrite", rewrite)
     monkeypatch.setattr(queue_module, "COMPACT_RETRY_SECONDS", 0.0)
@@ -161,24 +162,38 @@ def test_a_compaction_that_fails_after_a_get_loses_no_item(start_server, connect
     client = connect(server.port)
     assert client.set("q", b"first") == b"STORED\r\n"
     assert client.set("q", b"second") == b"STORED\r\n"
-    assert client.get("q") == b"first"  # answered, though the rewrite after it failed
-    assert client.get("q") == b"second"
-    assert failing_rewrites["attempts"] >= 1
+    assert client.get("q") == b"first"
+    assert client.get("q") == b"second"  # answered; the queue is empty, and its rewrite fails
+    wait_until(lambda: failing_rewrites["attempts"] >= 1, timeout=10, what="a compaction attempt")
     assert client.get("q") is None
 
     failing_rewrites["stop"]()  # the disk has room again: the next chance compacts
     assert client.set("q", b"third") == b"STORED\r\n"
     assert client.get("q") == b"third"
-    size = (server.config.data_dir / "q").stat().st_size
-    assert size == 0, f"the journal was not compacted once it could be ({size} bytes)"
+    journal_file = server.config.data_dir / "q"
+    wait_until(lambda: journal_file.stat().st_size == 0, timeout=10,
+               what="compaction once the disk has room")
 
 
-def test_a_flush_whose_rewrite_fails_drops_nothing(start_server, connect, failing_rewrites):
+def test_a_flush_that_cannot_be_written_drops_nothing(start_server, connect, monkeypatch):
+    from lab.kestrel.journal import Journal
+    from lab.kestrel.records import REMOVE_RECORD
+
+    real_append = Journal.append
+
+    def append(self, record):
+        if record.startswith(REMOVE_RECORD * 2):  # a flush's REMOVE records, as on a full disk
+            raise OSError(28, "No space left on device")
+        return real_append(self, record)
+
+    monkeypatch.setattr(Journal, "append", append)
     server = start_server()
     client = connect(server.port)
     assert client.set("q", b"kept") == b"STORED\r\n"
+    assert client.set("q", b"kept too") == b"STORED\r\n"
     assert client.request(b"flush q\r\n").startswith(b"SERVER_ERROR")
-    assert client.get("q") == b"kept"
+    assert client.stats()["queue_q_items"] == "2"
+    assert [client.get("q"), client.get("q")] == [b"kept", b"kept too"]
 
 
 def test_after_a_failed_compaction_a_restart_finds_what_the_clients_were_told(start_server, connect,
@@ -188,7 +203,7 @@ def test_after_a_failed_compaction_a_restart_finds_what_the_clients_were_told(st
     client = connect(first.port)
     assert client.set("q", b"taken") == b"STORED\r\n"
     assert client.get("q") == b"taken"  # the queue is empty: a rewrite is tried, and fails
-    assert failing_rewrites["attempts"] >= 1
+    wait_until(lambda: failing_rewrites["attempts"] >= 1, timeout=10, what="a compaction attempt")
     assert client.set("q", b"later") == b"STORED\r\n"  # appended to the journal as it was
     first.stop()
     failing_rewrites["stop"]()
