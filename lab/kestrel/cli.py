@@ -100,9 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
                              "max_age, open_timeout (repeat for more queues)")
     limits.add_argument("--max-open-reads", type=_positive_int, default=100,
                         help="open reads per connection and queue (default %(default)s)")
+    parser.add_argument("--event-loop", default="auto", choices=["auto", "uvloop", "asyncio"],
+                        help="auto: uvloop where it is installed, else asyncio's own (default auto)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def event_loop_runner(choice: str):
+    """`asyncio.run`, or uvloop's: the same asyncio API, with its event loop and transports in C
+    (`workbook bench kestrel` measures the difference). Raises ImportError if uvloop is asked for
+    and not installed."""
+    if choice == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return asyncio.run
+    return uvloop.run
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -151,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         parser.error(f"--queue: {error}")
     try:
-        asyncio.run(serve(config))
+        run = event_loop_runner(args.event_loop)
+    except ImportError:
+        parser.error("--event-loop uvloop: uvloop is not installed (pip install uvloop)")
+    try:
+        run(serve(config))
     except OSError as error:  # port in use, data folder not writable...
         log.error("cannot run: %s", error)
         return 1

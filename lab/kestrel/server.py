@@ -49,8 +49,8 @@ class KestrelServer:
             self._background.append(loop.create_task(self._sync_every(fsync.interval_ms / 1000)))
         if self.config.idle_timeout:
             self._background.append(loop.create_task(self._drop_idle(self.config.idle_timeout)))
-        log.info("listening on %s:%d, data in %s, fsync %s", self.config.host, self.port,
-                 self.config.data_dir, fsync)
+        log.info("listening on %s:%d, data in %s, fsync %s, event loop %s", self.config.host,
+                 self.port, self.config.data_dir, fsync, type(loop).__module__.partition(".")[0])
         if self.stopping:  # asked to stop while starting: stop now that there is a listener to close
             loop.create_task(self._shutdown())
 

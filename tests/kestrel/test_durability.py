@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -39,6 +41,7 @@ def drain(client: RawClient, queue: str) -> list[bytes]:
 
 
 CRASH_ROUNDS = 8  # kill -9 at a different moment each round: 16 crashes in all, about 40 s
+EVENT_LOOPS = ("uvloop", "asyncio")  # the rounds take turns, so that both loops are crashed
 
 
 @pytest.mark.parametrize("fsync", ["always", "every:50"])
@@ -47,7 +50,8 @@ def test_every_stored_item_survives_kill_9_exactly_once_in_order(tmp_path, fsync
     data = tmp_path / "data"
     acked: list[list[int]] = [[] for _ in range(WRITERS)]
     stop = threading.Event()
-    with kestrel_process(data, "--fsync", fsync) as server:
+    event_loop = EVENT_LOOPS[round_number % len(EVENT_LOOPS)]
+    with kestrel_process(data, "--fsync", fsync, "--event-loop", event_loop) as server:
         with RawClient(server.port) as setup:
             for n in range(3):
                 setup.set("crash", b"seed:%d" % n)
@@ -161,6 +165,35 @@ def test_every_journal_in_the_data_folder_becomes_a_queue_at_start_up(tmp_path):
         assert stats["queue_made_by_hand_items"] == "1"
         assert not any("not.a.queue" in name for name in stats)
         assert client.get("made_by_hand") == b"hello"
+
+
+@pytest.mark.parametrize("choice, expected", [("auto", "uvloop"), ("uvloop", "uvloop"),
+                                              ("asyncio", "asyncio")])
+def test_the_server_runs_on_the_event_loop_asked_for_and_says_which(tmp_path, choice, expected):
+    with kestrel_process(tmp_path / "data", "--event-loop", choice) as server:
+        with RawClient(server.port) as client:
+            assert client.set("q", b"one") == b"STORED\r\n"
+            assert client.get("q/open") == b"one"
+            assert client.get("q/abort") is None
+            assert client.get("q") == b"one"
+        assert f"event loop {expected}\n" in server.log_text()
+
+
+NO_UVLOOP = "raise ImportError('no uvloop on this machine')\n"
+
+
+def test_without_uvloop_auto_falls_back_to_asyncio_and_uvloop_is_a_clear_error(tmp_path):
+    (tmp_path / "shadow").mkdir()
+    (tmp_path / "shadow" / "uvloop.py").write_text(NO_UVLOOP)  # as if uvloop did not install
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "shadow"), *sys.path])}
+    with kestrel_process(tmp_path / "data", "--event-loop", "auto", env=env) as server:
+        with RawClient(server.port) as client:
+            assert client.set("q", b"one") == b"STORED\r\n"
+        assert "event loop asyncio\n" in server.log_text()
+    argv = kestrel_argv(tmp_path / "data", "--event-loop", "uvloop", port=free_port())
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 2
+    assert "uvloop is not installed (pip install uvloop)" in result.stderr
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path):
