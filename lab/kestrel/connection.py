@@ -127,14 +127,13 @@ class ClientConnection(Commands, asyncio.Protocol):
         if self.finished or self.parked is not None or self.writing_paused:
             return
         try:
-            while not self.server.stopping:
+            while self.pos < len(self.buffer) and not self.server.stopping:
                 outcome = self.answer_next()
                 if outcome is NEED_MORE:
                     break
                 if outcome is CLOSE:
                     self.finish()
                     return
-                self.last_active = time.monotonic()
                 if outcome is PARKED:
                     self.flush()  # earlier replies need not wait for this one
                     return
@@ -174,7 +173,7 @@ class ClientConnection(Commands, asyncio.Protocol):
                 raise ClientError("line too long")
             return NEED_MORE
         line_start, self.pos = self.pos, end + 1
-        command, args = split_line(bytes(buffer[line_start:end]))
+        command, args = split_line(bytes(memoryview(buffer)[line_start:end]))
         if command == b"set":
             return self.guarded(self.do_set, args, line_start)
         return self.guarded(self.handle, command, args)
@@ -211,6 +210,7 @@ class ClientConnection(Commands, asyncio.Protocol):
         answer, self.parked = self.parked, None
         if self.finished:
             return
+        self.last_active = time.monotonic()
         try:
             outcome = answer(result)
         except OSError as error:  # the fsync failed: the client hears so, nothing else changes

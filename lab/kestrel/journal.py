@@ -111,10 +111,10 @@ class Journal:
     def append(self, record: bytes) -> int:
         """Write a record (straight to the kernel: no buffer to lose in a crash); its offset."""
         offset = self.size
-        view = memoryview(record)
         try:
-            while view:
-                view = view[os.write(self._fd, view):]
+            written = os.write(self._fd, record)
+            if written < len(record):  # a short write: rare, on a nearly full disk
+                _write_all(self._fd, memoryview(record)[written:])
         except OSError:
             self._truncate(offset)  # never leave half a record behind good ones
             raise

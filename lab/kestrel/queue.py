@@ -163,8 +163,9 @@ class PersistentQueue:
         if limits.max_age is not None:
             cap = add_time + int(limits.max_age * 1000)
             expiry = cap if expiry == 0 else min(expiry, cap)
-        self._discard_expired_head(add_time)
-        if self.is_full_for(len(data)):
+        if self.memory and self.memory[0].expiry:
+            self._discard_expired_head(add_time)
+        if (limits.max_items is not None or limits.max_size is not None) and self.is_full_for(len(data)):
             if not limits.discard_old_when_full:
                 return False
             while self.items and self.is_full_for(len(data)):
@@ -177,7 +178,8 @@ class PersistentQueue:
         offset = self.journal.append(encode_add(add_time, expiry, data))
         self._push_tail(item, offset)
         self.total_items += 1
-        self._serve_waiters()
+        if self.waiters:
+            self._serve_waiters()
         return True
 
     # -- taking ---------------------------------------------------------------------------------
