@@ -8,14 +8,15 @@ Two workloads from Kestrel's README, each with fsync `always` and `never`:
 Redis runs the same workloads with LPUSH/BRPOP (`appendfsync always`, or no persistence), driven
 by the same clients: bare asyncio Protocols with one request in flight each (no pipelining), as in
 Kestrel's own put-many, so the client costs the same on both sides and as little as it can: on a
-2-core machine the clients share the CPU with the server. Every run checks that every item
-arrived.
+2-core machine the clients share the CPU with the server. Our server runs a second time on
+asyncio's own event loop, to show what uvloop is worth. Every run checks that every item arrived.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import statistics
 import tempfile
@@ -28,6 +29,11 @@ from lab.runtime.process import ManagedProcess, free_port
 from lab.runtime.redis_server import redis_server_binary
 
 PAYLOAD = b"x" * 1024
+# Our server runs twice: on the event loop it picks (uvloop where it is installed) and on
+# asyncio's own, so that each line shows what the faster loop is worth, measured in the same run.
+KESTREL_EVENT_LOOPS = {"kestrel": "auto", "kestrel-asyncio": "asyncio"}
+SERVERS = ("kestrel", "kestrel-asyncio", "redis")
+EVENT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 def kestrel_reply_length(buffer: bytearray) -> int:
@@ -142,8 +148,12 @@ CLIENTS = {"kestrel": (KestrelClient, kestrel_reply_length),
            "redis": (RedisClient, redis_reply_length)}
 
 
+def protocol(server: str) -> str:
+    return "redis" if server == "redis" else "kestrel"
+
+
 async def connect(server: str, port: int):
-    kind, reply_length = CLIENTS[server]
+    kind, reply_length = CLIENTS[protocol(server)]
     _, connection = await asyncio.get_running_loop().create_connection(
         lambda: Connection(reply_length), "127.0.0.1", port)
     return kind(connection)
@@ -207,9 +217,9 @@ async def put_many(server: str, port: int, total: int, clients: int
                    ) -> tuple[float, list[float], int]:
     """`total` puts shared by `clients` connections; seconds, latencies, items in the queue."""
     latencies: list[float] = []
-    make_request, ok = PUT_REQUESTS[server]
+    make_request, ok = PUT_REQUESTS[protocol(server)]
     request = make_request(b"putmany", PAYLOAD)
-    reply_length = CLIENTS[server][1]
+    reply_length = CLIENTS[protocol(server)][1]
     loop = asyncio.get_running_loop()
     putters = []
     for number in range(clients):
@@ -261,8 +271,9 @@ async def flood(server: str, port: int, total: int) -> tuple[float, list[float],
 
 
 def start_server(server: str, fsync: str, data_dir: Path) -> ManagedProcess:
-    if server == "kestrel":
-        return kestrel_process(data_dir, "--fsync", fsync, "--log-level", "WARNING").start()
+    if server in KESTREL_EVENT_LOOPS:
+        return kestrel_process(data_dir, "--fsync", fsync, "--log-level", "WARNING",
+                               "--event-loop", KESTREL_EVENT_LOOPS[server]).start()
     port = free_port()
     persistence = (["--appendonly", "yes", "--appendfsync", "always"] if fsync == "always"
                    else ["--appendonly", "no"])
@@ -290,18 +301,18 @@ def run_one(server: str, workload: str, fsync: str, items: int, clients: int) ->
 
 
 def run_benchmark(put_many_items: int, clients: int, flood_items: int, rounds: int = 1) -> list[dict]:
-    """Every workload on both servers, `rounds` times each, taking turns; for each server, the
+    """Every workload on every server, `rounds` times each, taking turns; for each server, the
     round with the median throughput. Prints one line per workload and fsync policy."""
     rows = []
     for workload, items in (("put-many", put_many_items), ("flood", flood_items)):
         for fsync in ("always", "never"):
-            runs: dict[str, list[dict]] = {"kestrel": [], "redis": []}
-            for _ in range(rounds):  # turn about, so that a noisy moment hits both servers alike
-                for server in ("kestrel", "redis"):
+            runs: dict[str, list[dict]] = {server: [] for server in SERVERS}
+            for _ in range(rounds):  # turn about, so that a noisy moment hits every server alike
+                for server in SERVERS:
                     runs[server].append(run_one(server, workload, fsync, items, clients))
-            ours, redis = (median_run(runs[server]) for server in ("kestrel", "redis"))
-            rows += [ours, redis]
-            print(result_line(ours, redis), flush=True)
+            medians = [median_run(runs[server]) for server in SERVERS]
+            rows += medians
+            print(result_line(*medians), flush=True)
     return rows
 
 
@@ -313,12 +324,15 @@ def median_run(runs: list[dict]) -> dict:
     return row
 
 
-def result_line(ours: dict, redis: dict) -> str:
+def result_line(ours: dict, plain: dict, redis: dict) -> str:
+    """Our server (on uvloop where it is installed), the same on asyncio's own loop, and Redis."""
     return (f"{ours['workload']:9} fsync={ours['fsync']:6} kestrel {ours['items_per_s']:>6} items/s"
             f"  p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms"
             f" | redis {redis['items_per_s']:>6} items/s  p50 {redis['p50_ms']:6.2f} ms"
             f"  p99 {redis['p99_ms']:6.2f} ms"
-            f" (ratio {ours['items_per_s'] / redis['items_per_s']:.2f})")
+            f" (ratio {ours['items_per_s'] / redis['items_per_s']:.2f})"
+            f" | kestrel on asyncio's loop {plain['items_per_s']:>6} items/s"
+            f" ({EVENT_LOOP} {ours['items_per_s'] / plain['items_per_s']:.2f}x)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_benchmark(100_000 // scale, 100, 10_000 // scale, rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kestrel.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = [result_line(rows[n], rows[n + 1]) for n in range(0, len(rows), 2)]
+    table = [result_line(*rows[n:n + len(SERVERS)]) for n in range(0, len(rows), len(SERVERS))]
     (args.out / "kestrel.txt").write_text("\n".join(table) + "\n")
     print(f"wrote {args.out / 'kestrel.json'} and {args.out / 'kestrel.txt'}")
     missing = [row for row in rows if row["moved"] != row["items"]]

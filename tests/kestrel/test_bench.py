@@ -27,7 +27,7 @@ def test_the_benchmark_moves_every_item_and_writes_its_rows(capsys):
         (workload, fsync, server)
         for workload in ("put-many", "flood")
         for fsync in ("always", "never")
-        for server in ("kestrel", "redis")]
+        for server in ("kestrel", "kestrel-asyncio", "redis")]
     for row in rows:
         assert row["moved"] == row["items"] == (120 if row["workload"] == "put-many" else 40)
         assert row["items_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
@@ -41,7 +41,7 @@ def test_main_writes_kestrel_json_and_the_printed_table(tmp_path, monkeypatch, c
         return [
             {"server": server, "workload": "put-many", "fsync": "always", "items": 10, "moved": 10,
              "items_per_s": speed, "p50_ms": 1.0, "p99_ms": 2.0}
-            for server, speed in (("kestrel", 1), ("redis", 4))
+            for server, speed in (("kestrel", 1), ("kestrel-asyncio", 2), ("redis", 4))
         ]
 
     monkeypatch.setattr(bench, "run_benchmark", two_rows)
@@ -50,6 +50,7 @@ def test_main_writes_kestrel_json_and_the_printed_table(tmp_path, monkeypatch, c
     assert set(rows[0]) >= {"server", "workload", "fsync", "items_per_s", "p50_ms", "p99_ms"}
     table = (tmp_path / "out" / "kestrel.txt").read_text()
     assert table.startswith("put-many  fsync=always kestrel      1 items/s") and "(ratio 0.25)" in table
+    assert f"kestrel on asyncio's loop      2 items/s ({bench.EVENT_LOOP} 0.50x)" in table
 
 
 def test_the_churn_benchmark_times_another_clients_requests_idle_and_under_both_churns():
