@@ -2,8 +2,8 @@
 
 No task per connection: `data_received` answers every whole request in the buffer at once
 (pipelined requests included) and sends all their replies in one write. A request that must wait
-parks the connection on a future; the Protocol still sees a disconnect meanwhile, which is how a
-waiting `get q/t=...` is cancelled and open reads are rolled back at once.
+parks the connection until it can be answered; the Protocol still sees a disconnect meanwhile,
+which is how a waiting `get q/t=...` is cancelled and open reads are rolled back at once.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class ClientConnection(Commands, asyncio.Protocol):
 
     No task per connection: `data_received` answers every whole request in the buffer at once
     (pipelined requests included) and sends all their replies in one write. A request that must
-    wait (a `set` for its fsync, a `get q/t=...` for an item) parks the connection on a future;
-    when that future is done, the request is answered and the rest of the buffer is processed.
+    wait (a `set` for its fsync, a `get q/t=...` for an item) parks the connection; when it can
+    be answered (`resume`), it is, and the rest of the buffer is processed.
     """
 
     def __init__(self, server: KestrelServer):

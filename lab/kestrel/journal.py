@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import time
@@ -33,9 +34,10 @@ TEMP_SUFFIX = "~~"  # Kestrel's suffix too: queue names may not contain "~"
 # Redis, which fsyncs on its event loop, shows. A bigger or slower one runs in a thread.
 INLINE_SYNC_BYTES = 256 * 1024
 INLINE_SYNC_SECONDS = 0.001
-# Compaction copies what was appended while it wrote the new file in a thread, in rounds, until
-# what is left is this small; the last bit is copied on the loop, just before the switch.
-TAIL_ON_LOOP_BYTES = 64 * 1024
+# Compaction copies the records appended while it wrote the new file, in rounds in a thread,
+# until what is left is this small (or after TAIL_ROUNDS). Then a last round: records appended
+# during it are acknowledged only after the switch, so the loop never fsyncs at the switch.
+SMALL_TAIL_BYTES = 64 * 1024
 TAIL_ROUNDS = 4
 
 # fdatasync writes the data and what is needed to read it back (the file's size), but not its
@@ -74,6 +76,9 @@ class Journal:
         # and until the folder is synced the switch itself is not durable.
         self._generation = 0
         self._folder_unsynced = False
+        # While a compaction runs, records appended after its snapshot are not acknowledged
+        # (bytes written up to this point are): they reach the new file only at the switch.
+        self._acknowledge_up_to: float = math.inf
         # Writers waiting for their record to be on disk: (bytes written up to it, callback).
         self._durable_waiters: deque[tuple[int, Durable]] = deque()
         self._threads = 0  # worker threads using this journal's files right now
@@ -156,8 +161,13 @@ class Journal:
 
     def _start_sync_for_waiters(self) -> None:
         self._start_pending = False
-        if not self._syncing and self._durable_waiters and not self.closed:
+        if not self._syncing and self._sync_wanted():
             self._start_sync()
+
+    def _sync_wanted(self) -> bool:
+        """Is a writer waiting for a record that no fsync has covered yet? (During a compaction,
+        writers whose records are synced wait for the switch instead.)"""
+        return bool(self._durable_waiters) and self._durable_waiters[-1][0] > self._synced and not self.closed
 
     def sync_in_background(self) -> None:
         """For `--fsync every:MS`, and after a compaction: an fsync in a thread, if one is due."""
@@ -202,11 +212,12 @@ class Journal:
             if folder:
                 self._folder_unsynced = False
             self._resolve_durable_waiters()
-        if self._durable_waiters and not self.closed:
+        if self._sync_wanted():
             self._schedule_sync()  # the next group: everything written while this fsync ran
 
     def _resolve_durable_waiters(self) -> None:
-        while self._durable_waiters and self._durable_waiters[0][0] <= self._synced:
+        durable = min(self._synced, self._acknowledge_up_to)
+        while self._durable_waiters and self._durable_waiters[0][0] <= durable:
             self._durable_waiters.popleft()[1](None)
 
     # -- worker threads -------------------------------------------------------------------------
@@ -262,18 +273,21 @@ class Journal:
             new_fd, snapshot_size = await self._in_thread(_write_new_file, temp, records)
             copied = start  # the new file holds (and has on disk) the old one's records up to here
             for _ in range(TAIL_ROUNDS):
-                if self.closed or self.size - copied <= TAIL_ON_LOOP_BYTES:
+                if self.closed or self.size - copied <= SMALL_TAIL_BYTES:
                     break
+                end = self.size
+                await self._in_thread(_copy_range, self._fd, new_fd, copied, end, True)
+                copied = end
+            self._acknowledge_up_to = self._written  # the last round
+            if not self.closed and self.size > copied:
                 end = self.size
                 await self._in_thread(_copy_range, self._fd, new_fd, copied, end, True)
                 copied = end
             if self.closed:
                 return None
-            # From here to the switch, on the loop: nothing is appended meanwhile.
+            # From here to the switch, on the loop: nothing is appended meanwhile. No record
+            # copied now has been acknowledged, so none needs an fsync before the rename.
             _copy_range(self._fd, new_fd, copied, self.size, False)
-            acknowledged_beyond = self._synced > self._written - (self.size - copied)
-            if acknowledged_beyond:
-                sync_file(new_fd)  # a client was told these last records are on disk
             os.replace(temp, self.path)
             shift = start - snapshot_size
             old_fd, self._fd, new_fd = self._fd, new_fd, None
@@ -282,12 +296,18 @@ class Journal:
             self._reader.reset(self._fd)
             self._generation += 1
             # What clients were told is on disk is on disk in the new file as in the old, and a
-            # crash before the folder's sync leaves the old one. The next fsync syncs the folder.
+            # crash before the folder's sync leaves the old one. The next fsync syncs the folder
+            # and the new file, and acknowledges what was held back.
+            self._synced = min(self._synced, self._acknowledge_up_to)
             self._folder_unsynced = True
             self.sync_in_background()
             return shift
         finally:
             self.rewriting = False
+            self._acknowledge_up_to = math.inf
+            if self._durable_waiters and not self.closed:
+                self._resolve_durable_waiters()  # abandoned: the old file's fsyncs count again
+                self._schedule_sync()
             if new_fd is not None:  # the switch did not happen
                 os.close(new_fd)
                 temp.unlink(missing_ok=True)
