@@ -94,17 +94,20 @@ def run(seconds: float) -> tuple[list[dict], dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbook bench kestrel-churn")
     parser.add_argument("--seconds", type=float, default=20.0, help="per phase (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for kestrel-churn.json")
+    parser.add_argument("--out", type=Path, default=Path("."),
+                        help="folder for kestrel-churn.json and kestrel-churn.txt (the printed lines)")
     args = parser.parse_args(argv)
     rows, moved = run(args.seconds)
-    for row in rows:
-        print(line(row))
     idle = rows[0]
-    for row, (name, count) in zip(rows[1:], moved.items(), strict=True):
-        print(f"{name} moved {count} items of 256 KiB; p99.9 {row['while']} / idle: "
-              f"{row['p999_ms'] / idle['p999_ms']:.1f}x")
+    printed = [line(row) for row in rows] + [
+        f"{name} moved {count} items of 256 KiB; p99.9 {row['while']} / idle: "
+        f"{row['p999_ms'] / idle['p999_ms']:.1f}x"
+        for row, (name, count) in zip(rows[1:], moved.items(), strict=True)]
+    print("\n".join(printed))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "kestrel-churn.json").write_text(json.dumps({"rows": rows, "moved": moved}, indent=2) + "\n")
+    (args.out / "kestrel-churn.txt").write_text("\n".join(printed) + "\n")
+    print(f"wrote {args.out / 'kestrel-churn.json'} and {args.out / 'kestrel-churn.txt'}")
     return 0
 
 
