@@ -39,7 +39,7 @@ def probe(port: int, seconds: float) -> list[float]:
     return latencies
 
 
-def churn(port: int, queue: str, backlog: int, stop, moved) -> None:
+def churn(port: int, queue: str, backlog: int, churning, stop, moved) -> None:
     """In a process of its own, so that it never holds the prober's interpreter lock, and at the
     lowest priority, so that on a small machine its own work never delays the prober or the
     server: what the prober measures is the server."""
@@ -52,6 +52,7 @@ def churn(port: int, queue: str, backlog: int, stop, moved) -> None:
             assert client.get(queue) == ITEM
             with moved.get_lock():
                 moved.value += 1
+            churning.set()  # the backlog is in and an item has gone round: time the prober now
 
 
 def summary(name: str, latencies: list[float]) -> dict:
@@ -67,10 +68,12 @@ def line(row: dict) -> str:
 def probe_during_churn(port: int, seconds: float, queue: str, backlog: int) -> tuple[list[float], int]:
     """The prober's latencies while another process churns; and how many items it moved."""
     context = multiprocessing.get_context("fork")
-    stop, moved = context.Event(), context.Value("i", 0)
-    churner = context.Process(target=churn, args=(port, queue, backlog, stop, moved))
+    churning, stop, moved = context.Event(), context.Event(), context.Value("i", 0)
+    churner = context.Process(target=churn, args=(port, queue, backlog, churning, stop, moved))
     churner.start()
     try:
+        if not churning.wait(60):
+            raise RuntimeError("the churning client never got going")
         latencies = probe(port, seconds)
     finally:
         stop.set()
