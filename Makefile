@@ -18,7 +18,7 @@ help:
 	@echo "make test-all    both in one run"
 	@echo "make lint        ruff over the whole workbook (the rules are in pyproject.toml)"
 	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
-	@echo "make docs        serve the site on http://127.0.0.1:8000"
+	@echo "make docs        serve the site on http://127.0.0.1:8001"
 	@echo "make docs-build  build the site with mkdocs build --strict"
 	@echo "make install     only create .venv and install the workbook into it"
 	@echo "make clean       remove .venv and the built site"
@@ -56,7 +56,7 @@ exercises-verify: $(INSTALLED)
 	$(BIN)/workbook exercise verify
 
 docs: $(INSTALLED)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 docs-build: $(INSTALLED)
 	$(BIN)/mkdocs build --strict
