@@ -2,7 +2,7 @@
 
     workbook twitter --port 8081 --latency-ms 1000-2000 --mode up   run the fake Twitter API
     workbook twitter-mode hang                                      switch a running one's mode
-    workbook up 01-naive --workers 2                                run a stage until Ctrl-C
+    workbook up 01-naive --web-workers 2                            run a stage until Ctrl-C
     workbook kestrel --port 22133 --data-dir DIR                    run the Kestrel-protocol server
     workbook queue-stats --queue tweets                             a queue's length, open reads...
     workbook bench kestrel --quick                                  our queue server against Redis
@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "everything on Ctrl-C.",
     )
     up.add_argument("stage", help="the stage's folder name or number: 01-naive, 01, 1")
-    up.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    up.add_argument("--web-workers", "--workers", dest="web_workers", type=int, default=4,
+                    help="gunicorn sync web workers, each one request at a time (default 4; "
+                         "--workers is the old name)")
     up.add_argument("--web-port", type=int, default=8000, help="the site's port (default 8000)")
     up.add_argument("--twitter-port", type=int, default=8081, help="the Twitter API port (default 8081)")
     up.add_argument(
@@ -243,13 +245,13 @@ def run_up(args) -> int:
     from lab.runtime.stages import StageError
     from lab.runtime.up import run_up as up
 
-    if args.workers < 1:
-        print("workbook up: --workers must be at least 1", file=sys.stderr)
+    if args.web_workers < 1:
+        print("workbook up: --web-workers must be at least 1", file=sys.stderr)
         return 2
     try:
         return up(
             args.stage,
-            workers=args.workers,
+            workers=args.web_workers,
             web_port=args.web_port,
             twitter_port=args.twitter_port,
             twitter_control_port=args.twitter_control_port,

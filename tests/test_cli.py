@@ -83,3 +83,11 @@ def test_the_time_scale_flag_reaches_the_server():
         assert twitter.state()["time_scale"] == 0.25
         assert f"fake Twitter API:  http://127.0.0.1:{port}/2/tweets" in process.log_text()
     assert process.returncode == 0  # SIGTERM is a clean stop
+
+
+@pytest.mark.parametrize("flag", ["--web-workers", "--workers"])
+def test_up_takes_web_workers_under_the_new_name_and_the_old(flag):
+    from lab.cli import build_parser
+
+    args = build_parser().parse_args(["up", "01-naive", flag, "3"])
+    assert args.web_workers == 3
