@@ -337,7 +337,10 @@ class Journal:
         os.replace(self.path, grave)
         self.closed = True
         self._retire(self._fd)
+        # Every writer waiting hears STORED, those held for a compaction's switch too: their
+        # `set` came before this delete, and the compaction will not switch now.
         self._synced = self._written
+        self._acknowledge_up_to = math.inf
         self._resolve_durable_waiters()
         return self._in_thread(_remove_for_good, grave)
 
@@ -345,7 +348,10 @@ class Journal:
 def _close_in_thread(fd: int) -> None:
     """Close a replaced file's descriptor in a worker thread: closing the last one frees the
     file's blocks, which takes milliseconds for a big file."""
-    asyncio.get_running_loop().run_in_executor(None, os.close, fd)
+    try:
+        asyncio.get_running_loop().run_in_executor(None, os.close, fd)
+    except RuntimeError:  # the server is stopping and its threads are gone: close it here
+        os.close(fd)
 
 
 def _write_new_file(path: Path, records: Iterable[bytes]) -> tuple[int, int]:

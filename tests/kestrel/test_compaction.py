@@ -118,3 +118,38 @@ def test_a_stop_during_a_compaction_loses_nothing_and_leaves_no_temp_file(start_
     assert not [path for path in data.iterdir() if path.name.endswith("~~")]
     again = connect(start_server(data_dir=data).port)
     assert [again.get("q"), again.get("q"), again.get("q")] == [item("a5"), item("c0"), None]
+
+
+def test_a_set_held_for_the_switch_is_answered_when_its_queue_is_deleted(start_server, connect,
+                                                                          held_compaction, monkeypatch,
+                                                                          tmp_path):
+    """A `set` that arrives in a compaction's last round hears STORED only after the switch. If
+    the queue is deleted instead, there is no switch: it must be answered all the same, not left
+    waiting (its client would hang, and a client that closed would never be let go)."""
+    started, release = held_compaction
+    last_round, finish_round = threading.Event(), threading.Event()
+    real_copy = journal_module._copy_range
+
+    def held_copy(source, target, start, end, sync):
+        if sync:  # in a worker thread: the last round, as the records appended are few
+            last_round.set()
+            if not finish_round.wait(20):
+                raise OSError("the test never released the last round")
+        return real_copy(source, target, start, end, sync)
+
+    monkeypatch.setattr(journal_module, "_copy_range", held_copy)
+    server = start_server(data_dir=tmp_path / "journal", fsync=FsyncPolicy("always"),
+                          journal_compact_bytes=4096)
+    writer, deleter = connect(server.port), connect(server.port)
+    start_compaction(server, writer, started)
+    assert writer.set("q", item("b0")) == b"STORED\r\n"  # after the snapshot: a last round to copy
+    release.set()
+    assert last_round.wait(10), "the last round did not start"
+
+    writer.send(b"set q 0 0 3\r\nnew\r\n")  # held for the switch
+    assert deleter.request(b"delete q\r\n") == b"DELETED\r\n"
+    assert writer.line() == b"STORED\r\n"  # the set came before the delete
+    finish_round.set()
+    wait_until(lambda: compaction_done(server), timeout=10, what="the compaction abandoned")
+    assert writer.request(b"version\r\n").startswith(b"VERSION ")
+    assert writer.get("q") is None
