@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up",
         help="run a stage: its Procfile's processes on 127.0.0.1, until Ctrl-C",
         description="Run a stage's Procfile processes (the site under gunicorn, the fake Twitter, "
-        "and the stage's workers and queue server) on 127.0.0.1, print the URLs, and stop "
+        "and the stage's job workers and queue server) on 127.0.0.1, print the URLs, and stop "
         "everything on Ctrl-C.",
     )
     up.add_argument("stage", help="the stage's folder name or number: 01-naive, 01, 1")

@@ -129,7 +129,10 @@ def synopsis(command: str, parser: argparse.ArgumentParser) -> str:
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
-        form = argument_form(action).split(", ")[-1]  # the long spelling
+        form = argument_form(action).split(", ")[-1]
+        longs = [option for option in action.option_strings if option.startswith("--")]
+        if len(longs) > 1:  # an old name kept as an alias: the synopsis shows the new one
+            form = form.replace(longs[-1], longs[0], 1)
         if isinstance(action, argparse._SubParsersAction):
             parts.append(f"{action.metavar or 'COMMAND'} ...")
         elif action.option_strings and not action.required:
