@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import sys
 import textwrap
 
@@ -95,6 +96,21 @@ def test_a_process_that_never_gets_ready_is_stopped_and_raises():
     process = ManagedProcess("silent", [PY, "-c", "import time; time.sleep(600)"], port=free_port())
     with pytest.raises(ProcessError, match="did not become ready"):
         process.start(timeout=0.5)
+    assert not process.alive
+    process.remove_log()
+
+
+def test_another_server_answering_on_the_port_does_not_make_the_process_ready():
+    """A port is picked free before the process starts, and another server can take it first.
+    Its answer must not pass for ours: the start fails with our process's own error instead of
+    handing the caller a connection to a stranger."""
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        process = ManagedProcess("late", listener_script(port), port=port)
+        with pytest.raises(ProcessError, match="Address already in use"):
+            process.start(timeout=10)
     assert not process.alive
     process.remove_log()
 

@@ -136,7 +136,23 @@ class ManagedProcess:
             return self._ready()
         if self.port is None:
             return True
-        return port_answers(self.host, self.port)
+        # The port is picked free before the process starts, so another server may take it
+        # first: an answer counts only if it comes from this process (or one of its children).
+        return port_answers(self.host, self.port) and self.listens_on(self.port)
+
+    def listens_on(self, port: int) -> bool:
+        """Does this process, or one of its children, hold the listening socket on `port`?"""
+        try:
+            parent = psutil.Process(self.popen.pid)
+            for process in (parent, *parent.children(recursive=True)):
+                if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                       for c in process.net_connections(kind="tcp")):
+                    return True
+        except psutil.AccessDenied:
+            return True  # cannot tell here: the answer on the port will do
+        except psutil.NoSuchProcess:
+            pass
+        return False
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
