@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
+from functools import partial
 
 from lab.kestrel.config import ServerConfig
 from lab.kestrel.journal import TEMP_SUFFIX, Journal
@@ -43,7 +45,7 @@ class QueueCollection:
         self.config = config
         self.queues: dict[str, PersistentQueue] = {}
         self.fanout: dict[str, set[str]] = {}  # parent name -> names of its children
-        self.total_items = 0
+        self.deleted_total_items = 0  # items ever added to the queues deleted since start-up
 
     def load(self) -> None:
         """Every journal in the data folder becomes a queue again."""
@@ -74,29 +76,42 @@ class QueueCollection:
                 self.fanout.setdefault(name.partition("+")[0], set()).add(name)
         return queue
 
-    def add(self, name: str, data: bytes, add_time: int, expiry: int) -> tuple[bool, list[Journal]]:
-        """Add to a queue and to its fanout children. Whether the queue itself took the item,
-        and the journals it went to (with `--fsync always`, the reply waits for them)."""
+    def add(self, name: str, data: bytes, add_time: int, expiry: int,
+            done: Callable[[OSError | None], None]) -> list[Journal] | None:
+        """Add to a queue and to its fanout children. None if the queue itself refused the item
+        (NOT_STORED); else the journals it goes to (with `--fsync always`, the reply waits for
+        them), and `done(error)` is called once every copy is written: with None, or with the
+        error that kept the queue's own copy out."""
         queue = self.get_or_create(name)
-        stored = queue.add(data, add_time, expiry)
         children = self.fanout.get(name)
         if not children:  # the usual case, kept short: it runs for every `set`
-            if stored:
-                self.total_items += 1
-                return True, [queue.journal]
-            return False, []
-        if not stored:
-            return False, []
-        journals = [queue.journal]
-        self.total_items += 1
-        for child_name in sorted(children):
-            child = self.get_or_create(child_name)
-            if child.add(data, add_time, expiry):
-                self.total_items += 1
-                journals.append(child.journal)
+            return [queue.journal] if queue.add(data, add_time, expiry, done) else None
+        copies = [queue] + [self.get_or_create(child) for child in sorted(children)]
+        outcome = {"waiting": 0, "error": None}
+
+        def one_written(own: bool, error: OSError | None) -> None:
+            outcome["waiting"] -= 1
+            if own:
+                outcome["error"] = error
+            if outcome["waiting"] == 0:
+                done(outcome["error"])
+
+        journals = []
+        for copy in copies:
+            outcome["waiting"] += 1
+            if copy.add(data, add_time, expiry, partial(one_written, copy is queue)):
+                journals.append(copy.journal)
+            elif copy is queue:
+                return None  # nothing added: the children are tried only after their parent
             else:
-                log.warning("queue %s is full: fanout copy from %s dropped", child_name, name)
-        return True, journals
+                outcome["waiting"] -= 1
+                log.warning("queue %s is full: fanout copy from %s dropped", copy.name, name)
+        return journals
+
+    @property
+    def total_items(self) -> int:
+        """Items ever added since start-up, fanout copies included."""
+        return self.deleted_total_items + sum(queue.total_items for queue in self.queues.values())
 
     def delete(self, name: str) -> asyncio.Future | None:
         """Delete a queue; the future is done once its journal's removal is on disk (None if there
@@ -106,6 +121,7 @@ class QueueCollection:
             return None
         removed = queue.delete()
         del self.queues[name]
+        self.deleted_total_items += queue.total_items
         if "+" in name:
             self.fanout.get(name.partition("+")[0], set()).discard(name)
         return removed

@@ -83,12 +83,49 @@ class Commands:
         if buffer[data_end] != 13 or buffer[data_end + 1] != 10:  # CR LF
             raise ClientError("bad data chunk")
         data = bytes(memoryview(buffer)[data_start:data_end])  # one copy, not two
+        return self.store(request.queue, data, request.exptime, request.noreply)
+
+    def set_whole(self, data: bytes) -> bool:
+        """A shortcut for the commonest request: if `data` is exactly one whole
+        `set <queue> <flags> <exptime> <bytes>` for a queue that exists and has no fanout
+        children, answer it here, skipping the buffer and the general parser (a third of the
+        server's time under put-many). False, with nothing done, for anything else: the general
+        path then answers it, errors included."""
+        end = data.find(b"\r\n")
+        words = data[4:end].split(b" ") if end > 0 else ()
+        if len(words) != 4:
+            return False
+        raw_name, flags, exptime, length = words
+        if not (length.isdigit() and exptime.isdigit() and flags.isdigit() and len(flags) < 10):
+            return False
+        data_start = end + 2
+        size = int(length)
+        if len(data) != data_start + size + 2 or not data.endswith(CRLF):
+            return False
+        collection = self.server.collection
+        queue = collection.queues.get(raw_name.decode("latin-1"))  # a known name is a valid one
+        if queue is None or queue.name in collection.fanout or size > queue.limits.max_item_size:
+            return False
+        if self.guarded(self.store, queue.name, data[data_start:-2], int(exptime), False) is ANSWERED:
+            self.flush()  # NOT_STORED, or SERVER_ERROR
+        return True  # else parked: answered once the record is written
+
+    def store(self, queue: str, data: bytes, exptime: int, noreply: bool) -> object:
+        """Add the item to the queue (and its fanout children). The reply waits for the end of
+        the loop's turn, when the record is written, and with `--fsync always` for its fsync."""
         self.server.cmd_set += 1
         now = now_ms()
-        stored, journals = self.server.collection.add(
-            request.queue, data, now, expiry_from_exptime(request.exptime, now))
-        reply = b"" if request.noreply else b"STORED\r\n" if stored else b"NOT_STORED\r\n"
-        if stored and self.config.fsync.mode == "always":  # the reply waits until it is on disk
+        journals = self.server.collection.add(queue, data, now, expiry_from_exptime(exptime, now), self.resume)
+        if journals is None:
+            if not noreply:
+                self.send(b"NOT_STORED\r\n")
+            return ANSWERED
+        return self.park(partial(self._answer_written, b"" if noreply else b"STORED\r\n", journals))
+
+    def _answer_written(self, reply: bytes, journals: list[Journal], error: OSError | None) -> object:
+        if error is not None:
+            raise error  # the client hears SERVER_ERROR; nothing was stored
+        if self.config.fsync.mode == "always":  # the reply waits until it is on disk
             return self.park_until_durable(journals, reply)
         if reply:
             self.send(reply)

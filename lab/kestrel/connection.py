@@ -85,8 +85,12 @@ class ClientConnection(Commands, asyncio.Protocol):
         if self.finished:
             return
         self.server.bytes_read += len(data)
-        self.buffer += data
         self.last_active = time.monotonic()
+        if (not self.buffer and self.parked is None and data.startswith(b"set ")
+                and not self.writing_paused and self.skipping is None and not self.server.stopping
+                and self.set_whole(data)):
+            return  # one whole `set`, answered (or parked) by the shortcut
+        self.buffer += data
         if len(self.buffer) - self.pos > self.read_limit and not self.reading_paused:
             self.transport.pause_reading()  # a client that sends faster than we answer
             self.reading_paused = True

@@ -1,8 +1,10 @@
 """The journal: an append-only file per queue, holding every change before it is acknowledged.
 
-Its records are in records.py. Appends go straight to the kernel, on the event loop: each is
-one small write. What can take long runs in a worker thread while the loop goes on answering:
-a big or slow fsync, compaction (`rewrite`) and removing a deleted queue's file.
+Its records are in records.py. Appends go straight to the kernel, on the event loop. A new
+item's record waits for the end of the loop's turn (`append_soon`), so that every item added in
+that turn goes in one write, as Redis writes its log once per turn: a write costs more than all
+the rest of a `set`. What can take long runs in a worker thread while the loop goes on
+answering: a big or slow fsync, compaction (`rewrite`) and removing a deleted queue's file.
 
 Durability (`--fsync`): with `always`, a writer waits for `when_durable`. One fsync runs at a
 time; every record written while it runs waits for the next one, so a hundred concurrent writers
@@ -45,6 +47,7 @@ TAIL_ROUNDS = 4
 sync_file = getattr(os, "fdatasync", os.fsync)
 
 Durable = Callable[[OSError | None], None]  # called with None once on disk, or with the error
+Written = Callable[[int, OSError | None], None]  # called with the record's offset, or the error
 
 
 def fsync_dir(path: Path) -> None:
@@ -81,6 +84,8 @@ class Journal:
         self._acknowledge_up_to: float = math.inf
         # Writers waiting for their record to be on disk: (bytes written up to it, callback).
         self._durable_waiters: deque[tuple[int, Durable]] = deque()
+        # Records for `append_soon`, written together at the end of the loop's turn.
+        self._soon: list[tuple[bytes, Written]] = []
         self._threads = 0  # worker threads using this journal's files right now
         self._retired_fds: list[int] = []  # closed once no thread uses them
         self._threads_done: asyncio.Event | None = None
@@ -126,6 +131,32 @@ class Journal:
         self.size += len(record)
         self._written += len(record)
         return offset
+
+    def append_soon(self, record: bytes, written: Written) -> None:
+        """Write `record` at the end of this turn of the event loop, in one write with every other
+        record given to `append_soon` in the turn; then `written(offset, None)`, or
+        `written(0, error)` if the write failed (none of them is then in the file)."""
+        if not self._soon:
+            asyncio.get_running_loop().call_soon(self.write_soon)
+        self._soon.append((record, written))
+
+    def write_soon(self) -> None:
+        """Write the records `append_soon` holds now (at the end of the turn, or before a change
+        that must come after them: a flush, a delete, a stop)."""
+        if not self._soon:
+            return
+        batch, self._soon = self._soon, []
+        try:
+            if self.closed:
+                raise OSError(f"journal {self.path.name} is closed")
+            offset = self.append(b"".join(record for record, _ in batch))
+        except OSError as error:
+            for _, written in batch:
+                written(0, error)
+            return
+        for record, written in batch:
+            written(offset, None)
+            offset += len(record)
 
     def _truncate(self, size: int) -> None:
         os.ftruncate(self._fd, size)
@@ -320,6 +351,7 @@ class Journal:
         """Sync (whatever the policy) and close: a clean stop loses nothing."""
         if self.closed:
             return
+        self.write_soon()
         self.closed = True  # a compaction going on stops at its next step
         await self._wait_for_threads()
         if self._folder_unsynced:
@@ -334,6 +366,7 @@ class Journal:
         then unlinked, and its folder synced, in a thread. The future is done when the removal
         is on disk. Raises OSError, and changes nothing, if the file cannot be moved."""
         grave = self._temp_path()
+        self.write_soon()  # the items set before this delete are answered STORED, then deleted
         os.replace(self.path, grave)
         self.closed = True
         self._retire(self._fd)

@@ -1,7 +1,9 @@
 """One persistent FIFO queue: items, reliable reads, waiters, expiry, limits and read-behind.
 
 Every change is written to the journal first and applied in memory second, so a failed write
-(a full disk) changes nothing. Start-up replays the journal through the same code paths.
+(a full disk) changes nothing. A new item is written at the end of the event loop's turn, with
+the others of that turn (`Journal.append_soon`): until then it is not in the queue, and its
+`set` is not answered. Start-up replays the journal through the same code paths.
 
 Read-behind: the queue keeps at most `max_memory` bytes of items in memory. Once the head part
 is full, newly added items live only in the journal (`behind_count` of them, starting with the
@@ -14,6 +16,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from lab.kestrel.config import FsyncPolicy, QueueLimits
@@ -51,6 +55,8 @@ class PersistentQueue:
         self.behind_count = 0  # items after the head that are only in the journal
         self.behind_bytes = 0
         self.behind_offset = 0  # offset of the first of them in the journal
+        self.adding = 0  # items whose record waits for the end of the turn, and their bytes
+        self.adding_bytes = 0
         self.open_reads: dict[int, OpenRead] = {}  # by xid
         self.open_by_client: dict[int | None, deque[int]] = {}  # xids, oldest first
         self.next_xid = 1
@@ -150,11 +156,14 @@ class PersistentQueue:
 
     def is_full_for(self, size: int) -> bool:
         limits = self.limits
-        return ((limits.max_items is not None and self.items + 1 > limits.max_items)
-                or (limits.max_size is not None and self.bytes + size > limits.max_size))
+        return ((limits.max_items is not None and self.items + self.adding + 1 > limits.max_items)
+                or (limits.max_size is not None
+                    and self.bytes + self.adding_bytes + size > limits.max_size))
 
-    def add(self, data: bytes, add_time: int, expiry: int) -> bool:
-        """Append an item; False (NOT_STORED) if it is too big or the queue is full."""
+    def add(self, data: bytes, add_time: int, expiry: int, done: Callable[[OSError | None], None]) -> bool:
+        """Append an item; False (NOT_STORED) if it is too big or the queue is full. Else its
+        record is written at the end of the loop's turn, and then the item joins the queue and
+        `done(None)` is called; or `done(error)`, and the queue is as it was."""
         limits = self.limits
         if len(data) > limits.max_item_size:
             return False
@@ -175,12 +184,22 @@ class PersistentQueue:
             if self.is_full_for(len(data)):  # e.g. max_items 0
                 return False
         item = Item(data, add_time, expiry)
-        offset = self.journal.append(encode_add(add_time, expiry, data))
-        self._push_tail(item, offset)
-        self.total_items += 1
-        if self.waiters:
-            self._serve_waiters()
+        self.adding += 1
+        self.adding_bytes += len(data)
+        self.journal.append_soon(encode_add(add_time, expiry, data), partial(self._added, item, done))
         return True
+
+    def _added(self, item: Item, done: Callable[[OSError | None], None], offset: int,
+               error: OSError | None) -> None:
+        """The item's record is in the journal (or failed to be): it joins the queue."""
+        self.adding -= 1
+        self.adding_bytes -= len(item.data)
+        if error is None and not self.deleted:
+            self._push_tail(item, offset)
+            self.total_items += 1
+            if self.waiters:
+                self._serve_waiters()
+        done(error)
 
     # -- taking ---------------------------------------------------------------------------------
 
@@ -309,6 +328,7 @@ class PersistentQueue:
     def flush(self) -> None:
         """Drop every waiting item (open reads stay open): one REMOVE record each, in one write,
         so a full disk drops nothing (OSError); compaction reclaims the space later."""
+        self.journal.write_soon()  # the items set before the flush are flushed too
         if self.items:
             self.journal.append(REMOVE_RECORD * self.items)
         self.memory.clear()

@@ -228,7 +228,13 @@ def test_a_temp_file_left_by_an_interrupted_compaction_is_ignored_and_removed(tm
 
 def test_every_add_record_carries_the_time_and_expiry(tmp_path):
     queue = open_queue(tmp_path)
-    queue.add(b"x", 1234, 5678)
+
+    async def add_and_wait_for_the_write():
+        written = asyncio.get_running_loop().create_future()
+        assert queue.add(b"x", 1234, 5678, written.set_result)
+        assert await written is None
+
+    asyncio.run(add_and_wait_for_the_write())
     reader = records_module.ReadWindow(os.open(tmp_path / "q", os.O_RDONLY))
     record, _ = records_module.decode_at(reader, 0, (tmp_path / "q").stat().st_size)
     assert (record.op, record.add_time, record.expiry, record.data) == (OP_ADD, 1234, 5678, b"x")
