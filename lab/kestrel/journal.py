@@ -25,7 +25,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from lab.kestrel import files
 from lab.kestrel.config import FsyncPolicy
+from lab.kestrel.files import fsync_dir, sync_file
 from lab.kestrel.records import OP_ADD, CorruptRecord, ReadWindow, Record, decode_at
 
 log = logging.getLogger("lab.kestrel.journal")
@@ -42,21 +44,8 @@ INLINE_SYNC_SECONDS = 0.001
 SMALL_TAIL_BYTES = 64 * 1024
 TAIL_ROUNDS = 4
 
-# fdatasync writes the data and what is needed to read it back (the file's size), but not its
-# modification time: one disk write fewer. Redis and PostgreSQL use it where it exists.
-sync_file = getattr(os, "fdatasync", os.fsync)
-
 Durable = Callable[[OSError | None], None]  # called with None once on disk, or with the error
 Written = Callable[[int, OSError | None], None]  # called with the record's offset, or the error
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Journal:
@@ -124,7 +113,7 @@ class Journal:
         try:
             written = os.write(self._fd, record)
             if written < len(record):  # a short write: rare, on a nearly full disk
-                _write_all(self._fd, memoryview(record)[written:])
+                files.write_all(self._fd, memoryview(record)[written:])
         except OSError:
             self._truncate(offset)  # never leave half a record behind good ones
             raise
@@ -264,7 +253,7 @@ class Journal:
         self._threads -= 1
         if self._threads == 0:
             for fd in self._retired_fds:
-                _close_in_thread(fd)
+                files.close_in_thread(fd)
             self._retired_fds.clear()
             if self._threads_done is not None:
                 self._threads_done.set()
@@ -273,7 +262,7 @@ class Journal:
         if self._threads:
             self._retired_fds.append(fd)  # a worker thread may be using it right now
         else:
-            _close_in_thread(fd)
+            files.close_in_thread(fd)
 
     async def _wait_for_threads(self) -> None:
         while self._threads or self.rewriting:
@@ -301,24 +290,24 @@ class Journal:
         self.rewriting = True
         new_fd = None
         try:
-            new_fd, snapshot_size = await self._in_thread(_write_new_file, temp, records)
+            new_fd, snapshot_size = await self._in_thread(files.write_new_file, temp, records)
             copied = start  # the new file holds (and has on disk) the old one's records up to here
             for _ in range(TAIL_ROUNDS):
                 if self.closed or self.size - copied <= SMALL_TAIL_BYTES:
                     break
                 end = self.size
-                await self._in_thread(_copy_range, self._fd, new_fd, copied, end, True)
+                await self._in_thread(files.copy_range, self._fd, new_fd, copied, end, True)
                 copied = end
             self._acknowledge_up_to = self._written  # the last round
             if not self.closed and self.size > copied:
                 end = self.size
-                await self._in_thread(_copy_range, self._fd, new_fd, copied, end, True)
+                await self._in_thread(files.copy_range, self._fd, new_fd, copied, end, True)
                 copied = end
             if self.closed:
                 return None
             # From here to the switch, on the loop: nothing is appended meanwhile. No record
             # copied now has been acknowledged, so none needs an fsync before the rename.
-            _copy_range(self._fd, new_fd, copied, self.size, False)
+            files.copy_range(self._fd, new_fd, copied, self.size, False)
             os.replace(temp, self.path)
             shift = start - snapshot_size
             old_fd, self._fd, new_fd = self._fd, new_fd, None
@@ -375,57 +364,5 @@ class Journal:
         self._synced = self._written
         self._acknowledge_up_to = math.inf
         self._resolve_durable_waiters()
-        return self._in_thread(_remove_for_good, grave)
+        return self._in_thread(files.remove_for_good, grave)
 
-
-def _close_in_thread(fd: int) -> None:
-    """Close a replaced file's descriptor in a worker thread: closing the last one frees the
-    file's blocks, which takes milliseconds for a big file."""
-    try:
-        asyncio.get_running_loop().run_in_executor(None, os.close, fd)
-    except RuntimeError:  # the server is stopping and its threads are gone: close it here
-        os.close(fd)
-
-
-def _write_new_file(path: Path, records: Iterable[bytes]) -> tuple[int, int]:
-    """Write `records` to a new file and sync it; its descriptor (for appending) and size."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-    try:
-        size = 0
-        pending: list[bytes] = []
-        for record in records:
-            pending.append(record)
-            size += len(record)
-            if len(pending) >= 256:
-                _write_all(fd, b"".join(pending))
-                pending.clear()
-        _write_all(fd, b"".join(pending))
-        sync_file(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    return fd, size
-
-
-def _copy_range(source: int, target: int, start: int, end: int, sync: bool) -> None:
-    """Append bytes `start` to `end` of `source` to `target`, and sync it if asked."""
-    while start < end:
-        chunk = os.pread(source, min(end - start, 1024 * 1024), start)
-        if not chunk:
-            raise OSError(f"the journal ended at byte {start}, before {end}")
-        _write_all(target, chunk)
-        start += len(chunk)
-    if sync:
-        sync_file(target)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _remove_for_good(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    fsync_dir(path.parent)

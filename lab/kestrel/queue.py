@@ -31,6 +31,7 @@ from lab.kestrel.records import (
     OP_REMOVE_TENTATIVE,
     OP_UNREMOVE,
     REMOVE_RECORD,
+    compacted_records,
     encode_add,
     encode_xid,
 )
@@ -191,7 +192,8 @@ class PersistentQueue:
 
     def _added(self, item: Item, done: Callable[[OSError | None], None], offset: int,
                error: OSError | None) -> None:
-        """The item's record is in the journal (or failed to be): it joins the queue."""
+        """The item's record is in the journal (or failed to be): it joins the queue. Its setter
+        hears so on the loop's next step, never from inside the flush or delete that wrote it."""
         self.adding -= 1
         self.adding_bytes -= len(item.data)
         if error is None and not self.deleted:
@@ -199,7 +201,7 @@ class PersistentQueue:
             self.total_items += 1
             if self.waiters:
                 self._serve_waiters()
-        done(error)
+        asyncio.get_running_loop().call_soon(done, error)
 
     # -- taking ---------------------------------------------------------------------------------
 
@@ -382,7 +384,7 @@ class PersistentQueue:
                 return
             before = self.journal.size
             opens = [(xid, self.open_reads[xid].item) for xid in sorted(self.open_reads)]
-            shift = await self.journal.rewrite(_compacted(opens, list(self.memory)))
+            shift = await self.journal.rewrite(compacted_records(opens, list(self.memory)))
         except OSError as error:
             self.compact_retry_at = time.monotonic() + COMPACT_RETRY_SECONDS
             log.error("queue %s: journal compaction failed (%s); tried again in %.0f s",
@@ -396,13 +398,3 @@ class PersistentQueue:
             self.behind_offset -= shift
         log.info("queue %s: journal compacted from %d to %d bytes", self.name, before, self.journal.size)
 
-
-def _compacted(opens: list[tuple[int, Item]], waiting: list[Item]):
-    """The records of a compacted journal: open reads first, re-opened under their own xids,
-    then the waiting items. A generator over copies, so a worker thread can run it."""
-    for _, item in opens:
-        yield encode_add(item.add_time, item.expiry, item.data)
-    for xid, _ in opens:
-        yield encode_xid(OP_REMOVE_TENTATIVE, xid)
-    for item in waiting:
-        yield encode_add(item.add_time, item.expiry, item.data)

@@ -20,7 +20,12 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.kestrel.items import Item
 
 OP_REMOVE = 1
 OP_ADD = 2  # Kestrel's ADDX: an item with its expiry
@@ -130,3 +135,14 @@ def decode_at(reader: ReadWindow, offset: int, file_size: int) -> tuple[Record, 
         raise CorruptRecord(f"{OP_NAMES[op]} checksum mismatch")
     xid = _XID_RECORD.unpack_from(body)[1] if op in XID_OPS else 0
     return Record(op, offset, xid=xid), offset + size
+
+
+def compacted_records(opens: list[tuple[int, Item]], waiting: list[Item]) -> Iterator[bytes]:
+    """The records of a compacted journal: open reads first, re-opened under their own xids,
+    then the waiting items. A generator over copies, so a worker thread can run it."""
+    for _, item in opens:
+        yield encode_add(item.add_time, item.expiry, item.data)
+    for xid, _ in opens:
+        yield encode_xid(OP_REMOVE_TENTATIVE, xid)
+    for item in waiting:
+        yield encode_add(item.add_time, item.expiry, item.data)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from lab.kestrel import journal as journal_module
+from lab.kestrel import files as files_module
 from lab.kestrel.config import FsyncPolicy
 from lab.runtime.process import wait_until
 
@@ -22,7 +22,7 @@ def item(name: str) -> bytes:
 def held_compaction(monkeypatch):
     """Every compaction stops before writing its new file until `release` is set."""
     started, release = threading.Event(), threading.Event()
-    real = journal_module._write_new_file
+    real = files_module.write_new_file
 
     def held(path, records):
         started.set()
@@ -30,7 +30,7 @@ def held_compaction(monkeypatch):
             raise OSError("the test never released the compaction")
         return real(path, records)
 
-    monkeypatch.setattr(journal_module, "_write_new_file", held)
+    monkeypatch.setattr(files_module, "write_new_file", held)
     yield started, release
     release.set()
 
@@ -128,7 +128,7 @@ def test_a_set_held_for_the_switch_is_answered_when_its_queue_is_deleted(start_s
     waiting (its client would hang, and a client that closed would never be let go)."""
     started, release = held_compaction
     last_round, finish_round = threading.Event(), threading.Event()
-    real_copy = journal_module._copy_range
+    real_copy = files_module.copy_range
 
     def held_copy(source, target, start, end, sync):
         if sync:  # in a worker thread: the last round, as the records appended are few
@@ -137,7 +137,7 @@ def test_a_set_held_for_the_switch_is_answered_when_its_queue_is_deleted(start_s
                 raise OSError("the test never released the last round")
         return real_copy(source, target, start, end, sync)
 
-    monkeypatch.setattr(journal_module, "_copy_range", held_copy)
+    monkeypatch.setattr(files_module, "copy_range", held_copy)
     server = start_server(data_dir=tmp_path / "journal", fsync=FsyncPolicy("always"),
                           journal_compact_bytes=4096)
     writer, deleter = connect(server.port), connect(server.port)
