@@ -87,6 +87,31 @@ def test_start_refuses_an_existing_workspace_unless_forced(tmp_path):
     assert not my_work.read_text().endswith("# my work\n")
 
 
+def test_copy_makes_a_plain_copy_of_a_stage_to_explore_and_keeps_an_existing_one(tmp_path):
+    stage = REPO_ROOT / "steps" / "03-kestrel"
+    made_data = not (stage / "data").exists()
+    (stage / "data").mkdir(exist_ok=True)  # what a run of the stage leaves, not copied
+    try:
+        result = exercise_command("copy", "03-kestrel", workspace=tmp_path)
+    finally:
+        if made_data:
+            (stage / "data").rmdir()
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "03-kestrel-copy"
+    assert (folder / "twitpic" / "worker.py").read_text() == (stage / "twitpic" / "worker.py").read_text()
+    assert not (folder / "data").exists() and not list(folder.rglob("__pycache__"))
+    assert "pytest" in result.stdout
+
+    mine = folder / "twitpic" / "worker.py"
+    mine.write_text(mine.read_text() + "# my change\n")
+    again = exercise_command("copy", "03-kestrel", workspace=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert mine.read_text().endswith("# my change\n")
+
+    unknown = exercise_command("copy", "../03-kestrel", workspace=tmp_path)
+    assert unknown.returncode == 2 and "no stage" in unknown.stderr and "01-naive" in unknown.stderr
+
+
 def test_check_fails_on_a_fresh_starter_and_names_the_failing_test(tmp_path):
     exercise_command("start", FAST, workspace=tmp_path)
     result = exercise_command("check", FAST, workspace=tmp_path)

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from lab.exercises.catalog import (
+    NOT_COPIED,
+    REPO_ROOT,
     Exercise,
     ExerciseError,
     all_exercises,
@@ -58,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     hint.add_argument("id")
     verify = commands.add_parser("verify", help="every starter must fail its check and every stage pass it (CI)")
     verify.add_argument("ids", nargs="*", metavar="ID", help="only these exercises (default: all)")
+    copy = commands.add_parser(
+        "copy", help="a plain copy of a stage in the workspace, to change and test without touching steps/")
+    copy.add_argument("stage", help="a stage's folder name, e.g. 01-naive")
+    copy.add_argument("--force", action="store_true",
+                      help="replace the workspace copy if it exists (your changes go)")
     commands.add_parser("docs", help="write docs/generated/exercises-NN.md from the exercises")
     patch = commands.add_parser("patch", help="write an exercise's starter.patch from an edited copy of its stage")
     patch.add_argument("id")
@@ -136,6 +143,27 @@ def run_start(args) -> int:
     print(f"Check it: workbook exercise check {exercise.id}")
     if exercise.hints:
         print(f"Stuck?    workbook exercise hint {exercise.id}")
+    return 0
+
+
+def run_copy(args) -> int:
+    """The chapters' "explore by hand" items that change code work on this copy, so that the
+    stage in steps/ stays as the tests and the other exercises expect it."""
+    stage = REPO_ROOT / "steps" / args.stage
+    if "/" in args.stage or not (stage / "twitpic").is_dir():
+        stages = ", ".join(sorted(path.name for path in (REPO_ROOT / "steps").iterdir() if path.is_dir()))
+        raise ExerciseError(f"no stage {args.stage!r} (stages: {stages})")
+    folder = workspace_root(args.workspace) / f"{args.stage}-copy"
+    if folder.exists():
+        if not args.force:
+            print(f"workbook exercise: {_shown(folder)} already exists and may hold your changes; "
+                  f"use it, or start again with --force", file=sys.stderr)
+            return 2
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(stage, folder, ignore=NOT_COPIED)
+    print(f"A copy of {args.stage} to change: {_shown(folder)}")
+    print(f"Test it: cd {shlex.quote(_shown(folder))} && pytest")
     return 0
 
 
@@ -293,6 +321,7 @@ COMMANDS = {
     "check": run_check_command,
     "hint": run_hint,
     "verify": run_verify,
+    "copy": run_copy,
     "docs": run_docs,
     "patch": run_patch,
 }
