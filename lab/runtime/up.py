@@ -104,7 +104,7 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
     if "kestrel" in stage.processes():
         print(
             f"  queue server:  {LOCALHOST}:{kestrel_port}  "
-            f"(try: workbook queue-stats --port {kestrel_port}, or echo stats | nc {LOCALHOST} {kestrel_port})"
+            f"(try: workbook queue-stats --port {kestrel_port})"
         )
     print("Ctrl-C stops everything.", flush=True)
     try:

@@ -86,7 +86,6 @@ def site(running_twitter, tmp_path_factory, request):
         web_port=free_port(),
         twitter_port=running_twitter.port,
         twitter_control_port=running_twitter.control_port,
-        kestrel_port=free_port(),
     )
     env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(time_scale), REDIS_PORT=str(free_port()))
     env["REDIS_URL"] = f"redis://127.0.0.1:{env['REDIS_PORT']}/0"
