@@ -82,7 +82,8 @@ def claim_atomic(db: Database, now: float, lease: float | None, between: Callabl
 # --8<-- [start:locked]
 @contextmanager
 def global_lock(db: Database):
-    """The case study's fix: one worker at a time holds the queue, from the claim until the tweet is posted."""
+    """The fix the case study names and turns down: one worker at a time holds the queue, from the
+    claim until the tweet is posted."""
     if db.dialect is dialects.MYSQL:
         db.execute("LOCK TABLES tweet_jobs WRITE, users READ")
         try:
