@@ -74,7 +74,7 @@ class Journal:
         # Writers waiting for their record to be on disk: (bytes written up to it, callback).
         self._durable_waiters: deque[tuple[int, Durable]] = deque()
         # Records for `append_soon`, written together at the end of the loop's turn.
-        self._soon: list[tuple[bytes, Written]] = []
+        self._soon: list[tuple[bytes, Written, Durable]] = []
         self._threads = 0  # worker threads using this journal's files right now
         self._retired_fds: list[int] = []  # closed once no thread uses them
         self._threads_done: asyncio.Event | None = None
@@ -121,31 +121,45 @@ class Journal:
         self._written += len(record)
         return offset
 
-    def append_soon(self, record: bytes, written: Written) -> None:
+    def append_soon(self, record: bytes, written: Written, then: Durable) -> None:
         """Write `record` at the end of this turn of the event loop, in one write with every other
-        record given to `append_soon` in the turn; then `written(offset, None)`, or
-        `written(0, error)` if the write failed (none of them is then in the file)."""
+        record given to `append_soon` in the turn. Then `written(offset, None)`, or
+        `written(0, error)` if the write failed (none of them is then in the file), and after
+        it `then(error)`, which answers the client."""
         if not self._soon:
-            asyncio.get_running_loop().call_soon(self.write_soon)
-        self._soon.append((record, written))
+            asyncio.get_running_loop().call_soon(self._write_at_turn_end)
+        self._soon.append((record, written, then))
 
-    def write_soon(self) -> None:
-        """Write the records `append_soon` holds now (at the end of the turn, or before a change
-        that must come after them: a flush, a delete, a stop)."""
+    def _write_at_turn_end(self) -> None:
+        thens = self._write_batch()
+        for then, error in thens:
+            then(error)
+
+    def write_waiting(self) -> None:
+        """Write the records `append_soon` holds now, before a change that must come after them (a
+        flush, a delete, a stop). Their clients hear on the loop's next step, so that no request
+        is answered in the middle of that change."""
+        loop = asyncio.get_running_loop()
+        for then, error in self._write_batch():
+            loop.call_soon(then, error)
+
+    def _write_batch(self) -> list[tuple[Durable, OSError | None]]:
+        """Write the records `append_soon` holds, in one write; their `then` callbacks, to call."""
         if not self._soon:
-            return
+            return []
         batch, self._soon = self._soon, []
         try:
             if self.closed:
                 raise OSError(f"journal {self.path.name} is closed")
-            offset = self.append(b"".join(record for record, _ in batch))
+            offset = self.append(b"".join(record for record, _, _ in batch))
         except OSError as error:
-            for _, written in batch:
+            for _, written, _ in batch:
                 written(0, error)
-            return
-        for record, written in batch:
+            return [(then, error) for _, _, then in batch]
+        for record, written, _ in batch:
             written(offset, None)
             offset += len(record)
+        return [(then, None) for _, _, then in batch]
 
     def _truncate(self, size: int) -> None:
         os.ftruncate(self._fd, size)
@@ -157,7 +171,7 @@ class Journal:
     def when_durable(self, callback: Durable) -> bool:
         """With `--fsync always`: call `callback` once everything written so far is on disk.
         False, and no call, if there is nothing to wait for (or the policy does not wait)."""
-        if self.fsync.mode != "always" or self._synced >= self._written:
+        if self.fsync.mode != "always" or min(self._synced, self._acknowledge_up_to) >= self._written:
             return False
         self._durable_waiters.append((self._written, callback))
         self._schedule_sync()
@@ -340,7 +354,7 @@ class Journal:
         """Sync (whatever the policy) and close: a clean stop loses nothing."""
         if self.closed:
             return
-        self.write_soon()
+        self.write_waiting()
         self.closed = True  # a compaction going on stops at its next step
         await self._wait_for_threads()
         if self._folder_unsynced:
@@ -355,7 +369,7 @@ class Journal:
         then unlinked, and its folder synced, in a thread. The future is done when the removal
         is on disk. Raises OSError, and changes nothing, if the file cannot be moved."""
         grave = self._temp_path()
-        self.write_soon()  # the items set before this delete are answered STORED, then deleted
+        self.write_waiting()  # the items set before this delete are answered STORED, then deleted
         os.replace(self.path, grave)
         self.closed = True
         self._retire(self._fd)

@@ -187,13 +187,11 @@ class PersistentQueue:
         item = Item(data, add_time, expiry)
         self.adding += 1
         self.adding_bytes += len(data)
-        self.journal.append_soon(encode_add(add_time, expiry, data), partial(self._added, item, done))
+        self.journal.append_soon(encode_add(add_time, expiry, data), partial(self._added, item), done)
         return True
 
-    def _added(self, item: Item, done: Callable[[OSError | None], None], offset: int,
-               error: OSError | None) -> None:
-        """The item's record is in the journal (or failed to be): it joins the queue. Its setter
-        hears so on the loop's next step, never from inside the flush or delete that wrote it."""
+    def _added(self, item: Item, offset: int, error: OSError | None) -> None:
+        """The item's record is in the journal (or failed to be): it joins the queue."""
         self.adding -= 1
         self.adding_bytes -= len(item.data)
         if error is None and not self.deleted:
@@ -201,7 +199,6 @@ class PersistentQueue:
             self.total_items += 1
             if self.waiters:
                 self._serve_waiters()
-        asyncio.get_running_loop().call_soon(done, error)
 
     # -- taking ---------------------------------------------------------------------------------
 
@@ -330,7 +327,7 @@ class PersistentQueue:
     def flush(self) -> None:
         """Drop every waiting item (open reads stay open): one REMOVE record each, in one write,
         so a full disk drops nothing (OSError); compaction reclaims the space later."""
-        self.journal.write_soon()  # the items set before the flush are flushed too
+        self.journal.write_waiting()  # the items set before the flush are flushed too
         if self.items:
             self.journal.append(REMOVE_RECORD * self.items)
         self.memory.clear()
