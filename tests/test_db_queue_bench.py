@@ -22,12 +22,17 @@ def test_a_tiny_run_on_sqlite_posts_every_job(tmp_path, monkeypatch, capsys):
     assert status == 0
     output = capsys.readouterr().out
     assert "mariadb: skipped" in output
-    rows = json.loads((tmp_path / "db-queue.json").read_text())
+    written = json.loads((tmp_path / "db-queue.json").read_text())
+    rows = written["rows"]
     assert [set(row) for row in rows] == [set(db_queue.ROW_KEYS)] * len(rows)
     # skip-locked is not offered on SQLite
     assert sorted({(row["strategy"], row["workers"]) for row in rows}) == [
-        ("atomic", 1), ("atomic", 2), ("locked", 1), ("locked", 2), ("naive", 1), ("naive", 2),
+        ("atomic", 1), ("atomic", 2), ("locked", 1), ("locked", 2), ("locked-claim", 1), ("locked-claim", 2),
+        ("naive", 1), ("naive", 2),
     ]
+    # Where the claim-only lock must stop growing, from the time it is held per claim.
+    assert list(written["claim_lock_ms"]) == ["sqlite"] and written["claim_lock_ms"]["sqlite"] > 0
+    assert "sqlite: the claim lock is held" in output
     assert {row["backend"] for row in rows} == {"sqlite"}
     for row in rows:
         assert row["lost"] == 0, row
@@ -39,3 +44,4 @@ def test_a_tiny_run_on_sqlite_posts_every_job(tmp_path, monkeypatch, capsys):
     assert "| backend | strategy | workers | jobs/s | duplicates | lost | vs 1 worker |" in markdown
     assert "Skipped: mariadb" in markdown
     assert "20 jobs per run, fake Twitter latency 5 ms" in markdown
+    assert "- sqlite: the claim lock is held" in markdown

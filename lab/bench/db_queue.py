@@ -3,10 +3,14 @@
 For each backend (SQLite always; PostgreSQL and MariaDB when their servers answer) and each claim
 strategy, the stage's own worker (`python -m twitpic.worker`) drains the same number of jobs with
 1, 2, 4 and 8 worker processes, posting to the fake Twitter at a fixed latency. Every run gets a
-private database, whose tables the worker command creates with the stage's `init_db` as it
-starts. The clock starts when the jobs are committed, in one transaction, to a table the workers
-are already polling, and stops when every job is `done`: process start-up is never timed. The
-fake Twitter's ledger says which tweets were posted twice (duplicates) or never (lost).
+private database, whose tables the stage's `init_db` creates before its workers start. The clock
+starts when the jobs are committed, in one transaction, to a table the workers are already
+polling, and stops when every job is `done`: process start-up is never timed. The fake Twitter's
+ledger says which tweets were posted twice (duplicates) or never (lost).
+
+For `locked-claim`, the bench also times claims under the global lock with nobody waiting: one
+claim at a time, that says how many jobs per second the lock allows at most, whatever the number
+of job workers.
 
 The stage's code runs only in processes started in the stage's folder (the workers, and a small
 helper for the database work), so the lab never imports the stage's `twitpic` package itself.
@@ -18,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,116 +31,35 @@ from urllib.parse import urlparse
 
 import psutil
 
-from lab.bench.db_queue_tables import postgresql_verdict, text_table, write_markdown
+from lab.bench.db_queue_stage import STAGE_DIR, StageHelper
+from lab.bench.db_queue_tables import lock_ceilings, postgresql_verdict, text_table, write_markdown
 from lab.runtime.databases import DEFAULT_PORTS, private_database, unreachable_reason
 from lab.runtime.process import ManagedProcess, connects_to
-from lab.runtime.stages import STEPS_DIR
 from lab.twitter import FakeTwitter
 
-STAGE_DIR = STEPS_DIR / "02-db-queue"
-
 BACKENDS = ("sqlite", "postgresql", "mariadb")
-STRATEGIES = ("naive", "locked", "skip-locked", "atomic")
+STRATEGIES = ("naive", "locked", "locked-claim", "skip-locked", "atomic")
 UNSAFE_STRATEGIES = {"naive"}  # expected to post some tweets twice
 UNSUPPORTED = {("sqlite", "skip-locked")}  # SQLite has no SELECT ... FOR UPDATE SKIP LOCKED
 
 FULL_JOBS, FULL_WORKERS = 300, (1, 2, 4, 8)
+HOLD_CLAIMS = 200  # claims timed under the global lock, to find where `locked-claim` must stop growing
 QUICK_JOBS, QUICK_WORKERS = 50, (1, 4)
 DEFAULT_LATENCY_MS = 20
 
 # The worker's default poll interval (0.5 s) would add up to half a second of idling to a run of
 # a few seconds; the bench's workers look at the table often, so the queue, not the nap, is timed.
 WORKER_POLL_SECONDS = 0.01
-DONE_POLL_SECONDS = 0.005  # how often the helper counts unfinished jobs while the clock runs
 SETTLE_SECONDS = 0.05  # after connecting: time for every worker to find the table empty once
 
 ROW_KEYS = ("backend", "strategy", "workers", "jobs_per_s", "duplicates", "lost")
-
-# Runs in the stage's folder with the stage's own code. Each line on stdin is a request,
-# {"url": U, "texts": [...], "timeout": S}: insert one job per text in a single transaction, then
-# count unfinished jobs until there are none. The clock starts at the commit. One JSON reply per
-# line on stdout.
-STAGE_HELPER = """
-import json, sys, time, traceback
-from twitpic.db import Database
-from twitpic.jobs import enqueue_tweet
-
-UNFINISHED = "SELECT COUNT(*) AS n FROM tweet_jobs WHERE status <> 'done'"
-
-def drain(url, texts, timeout):
-    db = Database(url)
-    try:
-        with db.transaction():
-            for text in texts:
-                enqueue_tweet(db, "bob", text)
-            started = time.monotonic()  # the transaction commits as this block ends
-        deadline = started + timeout
-        unfinished = db.one(UNFINISHED)["n"]
-        while unfinished and time.monotonic() < deadline:
-            time.sleep(%(poll)r)
-            unfinished = db.one(UNFINISHED)["n"]
-        return {"seconds": time.monotonic() - started, "unfinished": unfinished}
-    finally:
-        db.close()
-
-for line in sys.stdin:
-    request = json.loads(line)
-    try:
-        reply = drain(request["url"], request["texts"], request["timeout"])
-    except Exception:
-        reply = {"error": traceback.format_exc()}
-    print(json.dumps(reply), flush=True)
-""" % {"poll": DONE_POLL_SECONDS}
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# -- the stage's side ---------------------------------------------------------------------------
-
-
-class StageHelper:
-    """A long-lived Python process in the stage's folder that runs the stage's database code."""
-
-    def __init__(self) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-c", STAGE_HELPER],
-            cwd=STAGE_DIR,  # `python -c` imports from the current folder: the stage's twitpic
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # Ctrl-C reaches the bench, which then closes it
-        )
-
-    def drain(self, **request) -> dict:
-        self.popen.stdin.write(json.dumps(request) + "\n")
-        self.popen.stdin.flush()
-        line = self.popen.stdout.readline()
-        if not line:
-            raise BenchError(f"the stage helper exited with code {self.popen.wait()}")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise BenchError(f"the stage helper failed:\n{reply['error']}")
-        return reply
-
-    def close(self) -> None:
-        try:
-            self.popen.stdin.close()  # end of input: the helper's loop ends
-            self.popen.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.popen.kill()
-            self.popen.wait()
-        self.popen.stdout.close()
-
 
 def worker_process(
     database_url: str, twitter: FakeTwitter, strategy: str, count: int
 ) -> ManagedProcess:
     """The stage's worker command with `count` processes, not started yet.
 
-    It creates the tables with the stage's `init_db` before it starts its workers, and counts as
-    ready once every worker has connected to the database.
+    It counts as ready once every worker has connected to the database.
     """
     process = ManagedProcess(
         f"db-queue-{strategy}-{count}",
@@ -178,6 +100,13 @@ def holds_database(process: psutil.Process, database_url: str) -> bool:
 # -- one run ------------------------------------------------------------------------------------
 
 
+def claim_lock_ms(helper: StageHelper, scratch_dir: Path, backend: str) -> float:
+    """How long one claim holds the global lock, with nobody waiting for it, in milliseconds."""
+    with private_database(backend, scratch_dir, prefix="twitpic_bench") as url:
+        helper.init_db(url)
+        return round(helper.lock_held_ms(url, HOLD_CLAIMS), 2)
+
+
 def run_once(
     helper: StageHelper, twitter: FakeTwitter, scratch_dir: Path, backend: str, strategy: str,
     workers: int, jobs: int, latency_ms: int,
@@ -188,12 +117,13 @@ def run_once(
     # Generous: even one worker at a time, with room for a slow machine.
     timeout = 30 + jobs * (latency_ms / 1000 + 0.05) * 2
     with private_database(backend, scratch_dir, prefix="twitpic_bench") as database_url:
+        helper.init_db(database_url)
         process = worker_process(database_url, twitter, strategy, workers)
         try:
             process.start(timeout=30)
             time.sleep(SETTLE_SECONDS)
             twitter.reset()
-            drained = helper.drain(url=database_url, texts=texts, timeout=timeout)
+            drained = helper.request({"url": database_url, "texts": texts, "timeout": timeout})
             if strategy in UNSAFE_STRATEGIES:
                 # A naive worker may still be posting a job another worker already finished.
                 time.sleep(2 * latency_ms / 1000 + 0.1)
@@ -252,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="default: sqlite,postgresql,mariadb"
     )
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="default: all four")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="default: all five")
     parser.add_argument(
         "--latency-ms", type=int, default=DEFAULT_LATENCY_MS,
         help=f"the fake Twitter's fixed latency per tweet (default {DEFAULT_LATENCY_MS})",
@@ -296,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     rows: list[dict] = []
+    held: dict[str, float] = {}  # backend -> ms the claim lock is held per claim
     started = time.monotonic()
     scratch_dir = Path(tempfile.mkdtemp(prefix="db-queue-bench-"))
     twitter = helper = None
     try:
         twitter = FakeTwitter.start(latency_ms=(args.latency_ms, args.latency_ms), time_scale=1.0)
         helper = StageHelper()
+        for backend in (b for b in backends if b not in skipped and "locked-claim" in strategies):
+            held[backend] = claim_lock_ms(helper, scratch_dir, backend)
         for backend, strategy, count in plan:
             row = run_once(
                 helper, twitter, scratch_dir, backend, strategy, count, jobs, args.latency_ms
@@ -324,12 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     verdict = postgresql_verdict(rows)
     if verdict:
         print(verdict)
+    for line in lock_ceilings(held, args.latency_ms):
+        print(line)
     print(f"{len(rows)} runs in {time.monotonic() - started:.0f} s")
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "db-queue.json").write_text(
-        json.dumps([{key: row[key] for key in ROW_KEYS} for row in rows], indent=2) + "\n")
-    write_markdown(args.out / "db-queue.md", rows, settings, skipped)
+        json.dumps({"rows": [{key: row[key] for key in ROW_KEYS} for row in rows], "claim_lock_ms": held},
+                   indent=2) + "\n")
+    write_markdown(args.out / "db-queue.md", rows, settings, skipped, lock_ceilings(held, args.latency_ms))
     print(f"wrote {args.out / 'db-queue.json'} and {args.out / 'db-queue.md'}")
 
     problems = [problem for row in rows for problem in row_problems(row)]

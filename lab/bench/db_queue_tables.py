@@ -65,7 +65,20 @@ def postgresql_verdict(rows: list[dict]) -> str | None:
             f" locked {locked:.2f}x (expected under 1.5x): {outcome}")
 
 
-def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[str, str]) -> None:
+def lock_ceilings(held_ms: dict[str, float], latency_ms: int) -> list[str]:
+    """Where `locked-claim` stops growing: one claim at a time, each holding the lock `held` ms, can
+    never pass 1000 / held jobs/s; a job worker spends about latency + held ms per job, so about
+    (latency + held) / held job workers fill the lock."""
+    return [
+        f"{backend}: the claim lock is held {held:.2f} ms per claim, so locked-claim cannot pass"
+        f" {1000 / held:.0f} jobs/s, about {(latency_ms + held) / held:.0f} job workers"
+        f" at a {latency_ms} ms Twitter"
+        for backend, held in held_ms.items() if held > 0
+    ]
+
+
+def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[str, str],
+                   ceilings: list[str] = ()) -> None:
     lines = [
         "# The jobs table as a queue: workers against claim strategies",
         "",
@@ -80,6 +93,7 @@ def write_markdown(path: Path, rows: list[dict], settings: str, skipped: dict[st
     verdict = postgresql_verdict(rows)
     if verdict:
         lines += [verdict + ".", ""]
+    lines += [f"- {line}." for line in ceilings] + ([""] if ceilings else [])
     lines += ["<!-- --8<-- [end:results] -->", ""]
     path.write_text("\n".join(lines))
 

@@ -2,21 +2,26 @@
 
 A stage's Procfile is the truth about what it runs: `workbook up` and the stage's tests start
 the same lines, each through `sh -c "exec <line>"` in the stage's folder, as foreman and honcho do.
+Its `release` line is a one-off command, not a process: it runs to its end before the others start,
+as Heroku's release phase does.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.runtime.process import LOCALHOST, ManagedProcess
+from lab.runtime.process import LOCALHOST, ManagedProcess, ProcessError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEPS_DIR = REPO_ROOT / "steps"
+
+RELEASE = "release"  # the Procfile's one-off command, run before the processes start
 
 _PROCFILE_LINE = re.compile(r"^(?P<name>[A-Za-z0-9_-]+):\s*(?P<command>\S.*)$")
 
@@ -59,8 +64,36 @@ class Stage:
         known = ", ".join(stage.name for stage in stages) or "none yet"
         raise StageError(f"no stage {name!r} in {STEPS_DIR} (stages: {known})")
 
-    def processes(self) -> dict[str, str]:
+    def procfile(self) -> dict[str, str]:
         return parse_procfile((self.path / "Procfile").read_text())
+
+    def processes(self) -> dict[str, str]:
+        """The Procfile's long-running processes: every line but `release`."""
+        return {name: command for name, command in self.procfile().items() if name != RELEASE}
+
+    def release(self, *, env: Mapping[str, str], log_path: str | os.PathLike | None = None,
+                timeout: float = 60) -> None:
+        """Run the Procfile's `release` line, if any, to its end; raise ProcessError if it fails."""
+        command = self.procfile().get(RELEASE)
+        if command is None:
+            return
+        result = subprocess.run(
+            ["sh", "-c", f"exec {command}"], cwd=self.path, env=self._environment(env),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+        )
+        if log_path is not None:
+            Path(log_path).write_text(result.stdout)
+        if result.returncode != 0:
+            raise ProcessError(
+                f"{self.name}:{RELEASE} (`{command}`) exited with code {result.returncode}:\n{result.stdout}"
+            )
+
+    @staticmethod
+    def _environment(env: Mapping[str, str]) -> dict[str, str]:
+        # The workbook's own commands (gunicorn, flask, workbook, rq...) come from the running
+        # Python's environment, whether or not it is activated.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return {"PATH": path, **env}
 
     def process(
         self,
@@ -76,14 +109,11 @@ class Stage:
         processes = self.processes()
         if name not in processes:
             raise StageError(f"{self.name}'s Procfile has no {name!r} process")
-        # The workbook's own commands (gunicorn, workbook, rq...) come from the running Python's
-        # environment, whether or not it is activated.
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         return ManagedProcess(
             f"{self.name}:{name}",
             ["sh", "-c", f"exec {processes[name]}"],
             cwd=self.path,
-            env={"PATH": path, **env},
+            env=self._environment(env),
             host=host,
             port=port,
             ready=ready,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from lab.runtime.process import LOCALHOST, ManagedProcess, ProcessError
-from lab.runtime.stages import Stage
+from lab.runtime.stages import RELEASE, Stage
 
 # Which environment variable holds the port each kind of process answers on.
 PORT_VARIABLES = {
@@ -56,10 +56,13 @@ def start_stage(
     log_dir: Path | None = None,
     skip: frozenset[str] = frozenset(),
 ) -> list[ManagedProcess]:
-    """Start the Procfile's processes (but `skip`) in START_ORDER; all or nothing."""
+    """Start the Procfile's processes (but `skip`) in START_ORDER; all or nothing. The `release`
+    command (the database's tables) runs to its end first, unless only servers are started."""
     names = sorted((n for n in stage.processes() if n not in skip), key=lambda name: START_ORDER.get(name, 0))
     started: list[ManagedProcess] = []
     try:
+        if any(name in START_ORDER for name in names):
+            stage.release(env=env, log_path=log_dir / f"{RELEASE}.log" if log_dir else None)
         for name in names:
             port = int(env[PORT_VARIABLES[name]]) if name in PORT_VARIABLES else None
             log_path = log_dir / f"{name}.log" if log_dir else None
@@ -89,7 +92,7 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
         skip = frozenset({"redis"})
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"starting {stage.name}: {', '.join(stage.processes())} (logs in {log_dir})", flush=True)
+    print(f"starting {stage.name}: {', '.join(stage.procfile())} (logs in {log_dir})", flush=True)
     try:
         processes = start_stage(stage, env, log_dir, skip=skip)
     except ProcessError as error:

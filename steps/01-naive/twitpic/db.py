@@ -6,13 +6,11 @@ Connections run in autocommit mode; `transaction()` groups statements that must 
 from __future__ import annotations
 
 import sqlite3
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 from flask import Flask, current_app, g
-
-WAL_ATTEMPTS = 100  # 50 ms apart: five seconds for the processes starting beside this one
 
 
 class Database:
@@ -60,32 +58,15 @@ def close_db(exception=None) -> None:
         db.close()
 
 
-def switch_to_wal(db) -> None:
-    """Let readers carry on while one process writes (SQLite's write-ahead log).
-
-    Processes that start together on a new file (gunicorn's workers) race to switch it, and SQLite
-    tells the loser "database is locked" at once, without waiting out the busy timeout, so the
-    loser tries again. The switch is stored in the file: after the first, it changes nothing.
-    """
-    for _ in range(WAL_ATTEMPTS - 1):
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error):
-                raise
-            time.sleep(0.05)
-    db.execute("PRAGMA journal_mode = WAL")  # the last try: its error, if any, is the answer
-
-
 def init_db(path: str) -> None:
-    """Create the tables and the demo users; safe to run from every process at once."""
+    """Create the tables and the demo users. Runs once, before the site starts; again, it changes nothing."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = Database(path)
     try:
-        switch_to_wal(db)
+        # Readers carry on while one process writes (SQLite's write-ahead log); the file keeps it.
+        db.execute("PRAGMA journal_mode = WAL")
         schema = (Path(__file__).parent / "schema.sql").read_text()
-        with db.transaction("BEGIN IMMEDIATE"):  # one process at a time
+        with db.transaction():
             for statement in schema.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -93,6 +74,13 @@ def init_db(path: str) -> None:
         db.close()
 
 
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the database's tables and demo users: `flask --app twitpic init-db`, the Procfile's release."""
+    init_db(current_app.config["DATABASE"])
+    click.echo(f"database ready: {current_app.config['DATABASE']}")
+
+
 def init_app(app: Flask) -> None:
-    init_db(app.config["DATABASE"])
     app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)

@@ -93,6 +93,38 @@ def photo(site, twitter) -> int:
     return site.new_photo()
 
 
+# -- the race window --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paused_worker():
+    """`paused_worker(settings, pause)`: the stage's Worker, calling `pause()` each time it has read
+    the next job and not yet claimed it. That is the window where two job workers can pick the same
+    row; a barrier there makes the race happen every time, not by chance."""
+    from twitpic import claims
+    from twitpic.db import Database
+    from twitpic.worker import Worker
+
+    class PausingDatabase(Database):
+        def __init__(self, url: str, pause):
+            super().__init__(url)
+            self.pause = pause
+
+        def one(self, statement: str, params: tuple = ()):
+            row = super().one(statement, params)
+            if statement.startswith(claims.NEXT_JOB):  # with or without FOR UPDATE
+                self.pause()
+            return row
+
+    def make(settings, pause):
+        worker = Worker(settings)
+        worker.db.close()
+        worker.db = PausingDatabase(settings.database_url, pause)
+        return worker
+
+    return make
+
+
 # -- databases -------------------------------------------------------------------------------
 
 

@@ -73,7 +73,7 @@ def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
     raises=InvariantBroken,
     reason="select-then-update race: two workers read the same job and both post it - fixed in 03-kestrel",
 )
-def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_seconds):
+def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_seconds, paused_worker):
     """The stage's own worker code, four of them, with the race window forced open.
 
     Each worker reads the oldest job, then waits at a barrier until all four have read it,
@@ -81,7 +81,7 @@ def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_sec
     """
     from twitpic.db import Database, init_db
     from twitpic.jobs import enqueue_tweet
-    from twitpic.worker import Worker, WorkerSettings
+    from twitpic.worker import WorkerSettings
 
     url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"  # the stage's default database, all ours
     init_db(url)
@@ -94,7 +94,7 @@ def test_no_tweet_is_posted_twice_with_many_workers(twitter, tmp_path, drain_sec
     settings = WorkerSettings(database_url=url, twitter_api_url=twitter.api_url)
 
     def one_worker(_):
-        worker = Worker(settings, between=barrier.wait)
+        worker = paused_worker(settings, barrier.wait)
         try:
             return worker.run_once()
         finally:

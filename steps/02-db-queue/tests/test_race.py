@@ -14,7 +14,7 @@ import pytest
 
 from lab.runtime.process import wait_until
 
-STRATEGIES = ["naive", "locked", "skip-locked", "atomic"]
+STRATEGIES = ["naive", "locked", "locked-claim", "skip-locked", "atomic"]
 
 
 def settings_for(url, twitter, strategy, **changes):
@@ -43,12 +43,12 @@ def posted(twitter, text):
 
 # Which strategies let the second worker into the window while the first is in it. Under the
 # global lock the second waits for the lock before it can even read: it never gets in.
-BOTH_IN_THE_WINDOW = {"naive": True, "atomic": True, "skip-locked": True, "locked": False}
+BOTH_IN_THE_WINDOW = {"naive": True, "atomic": True, "skip-locked": True, "locked": False, "locked-claim": False}
 LOCKED_OUT_SECONDS = 0.5  # how long the first worker waits in the window for one that is locked out
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue):
+def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue, paused_worker):
     """Both workers read the job before either claims it: only `naive` then posts it twice."""
     from twitpic.claims import StrategyNotSupported
     from twitpic.worker import Worker
@@ -66,7 +66,7 @@ def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue
             met.append(False)
 
     def one_worker(_):
-        worker = Worker(settings_for(database_url, twitter, strategy), between=in_the_window)
+        worker = paused_worker(settings_for(database_url, twitter, strategy), in_the_window)
         try:
             ready.wait()
             return worker.run_once()
@@ -124,6 +124,45 @@ def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(
     finally:
         others.close()
     assert posted(twitter, "starved") == 1
+
+
+@pytest.mark.parametrize("strategy", ["locked", "locked-claim"])
+def test_only_the_claim_lock_lets_a_second_worker_post_while_the_first_waits_on_twitter(
+    tmp_path, twitter, monkeypatch, caplog, enqueue, strategy,
+):
+    """Held across the post, the global lock makes every other job worker wait for Twitter too;
+    held only for the claim, a second job worker claims the next job and posts beside the first."""
+    from twitpic import dialects
+    from twitpic.db import init_db
+    from twitpic.worker import Worker
+
+    monkeypatch.setattr(dialects, "SQLITE_BUSY_TIMEOUT", 0.1)  # a worker kept waiting says so soon
+    url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    init_db(url)
+    enqueue(url, ["first job", "second job"])
+    twitter.control(mode="hang")
+
+    def one_worker():
+        worker = Worker(settings_for(url, twitter, strategy, post_timeout=30))
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(one_worker)
+        wait_until(lambda: twitter.stats()["held"] == 1, timeout=10, what="the first post, hanging")
+        second = pool.submit(one_worker)
+        if strategy == "locked-claim":
+            wait_until(lambda: twitter.stats()["held"] == 2, timeout=10, what="both posts hanging side by side")
+        else:
+            wait_until(lambda: "still waiting for the database's write lock" in caplog.text, timeout=10,
+                       what="the second worker waiting for the lock")
+            assert twitter.stats()["held"] == 1  # waiting for the lock, so not posting
+        twitter.control(mode="up")
+        assert first.result(timeout=30) is True and second.result(timeout=30) is True
+    assert posted(twitter, "first job") == 1 and posted(twitter, "second job") == 1
+    assert [row["status"] for row in job_rows(url)] == ["done", "done"]
 
 
 # -- the PostgreSQL trap ----------------------------------------------------------------------
@@ -185,7 +224,7 @@ def _claim_and_die(url, lease):
     from twitpic.claims import claim_naive
     from twitpic.db import Database
 
-    claim_naive(Database(url), time.time(), lease, lambda: None)
+    claim_naive(Database(url), time.time(), lease)
     os._exit(1)
 
 

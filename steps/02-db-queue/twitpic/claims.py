@@ -1,7 +1,7 @@
-"""Four ways for a worker to claim the next job from the tweet_jobs table.
+"""Five ways for a job worker to claim the next job from the tweet_jobs table.
 
-Each takes a `between` callable, run between reading the job and claiming it: the window where
-two workers can pick the same row. Tests put a barrier there to force the race every time.
+Each reads the next job, then claims it. Between the two is the window where two job workers can
+pick the same row; the tests pause every worker there to force the race every time.
 
 A claim is a lease: `locked_until` says when it runs out. A worker that dies leaves its job
 `claimed`; once the lease has run out the job is claimable again, so nothing is stranded. The
@@ -11,14 +11,13 @@ With `lease=None` claims never run out, and a dead worker's job is stranded for 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import contextmanager
 
 from . import dialects
 from .db import Database
 from .jobs import Job
 
-STRATEGIES = ("naive", "locked", "skip-locked", "atomic")
+STRATEGIES = ("naive", "locked", "locked-claim", "skip-locked", "atomic")
 
 # Ready to run, or claimed by a worker whose lease has run out.
 CLAIMABLE = "(status = 'pending' AND run_after <= ?) OR (status = 'claimed' AND locked_until < ?)"
@@ -39,10 +38,9 @@ def _lease_end(now: float, lease: float | None) -> float | None:
 
 
 # --8<-- [start:naive]
-def claim_naive(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+def claim_naive(db: Database, now: float, lease: float | None) -> Job | None:
     """Twitpic's first code: read the oldest job, then mark it claimed. Two workers can read the same one."""
     row = db.one(NEXT_JOB, (now, now))
-    between()
     if row is None:
         return None
     db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
@@ -51,13 +49,12 @@ def claim_naive(db: Database, now: float, lease: float | None, between: Callable
 
 
 # --8<-- [start:skip_locked]
-def claim_skip_locked(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+def claim_skip_locked(db: Database, now: float, lease: float | None) -> Job | None:
     """Lock the row while claiming it; other workers skip locked rows instead of waiting."""
     if not db.dialect.skip_locked:
         raise StrategyNotSupported(f"skip-locked needs PostgreSQL or MariaDB/MySQL, not {db.dialect.name}")
     with db.transaction():
         row = db.one(NEXT_JOB + " FOR UPDATE SKIP LOCKED", (now, now))
-        between()
         if row is None:
             return None
         db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
@@ -66,10 +63,9 @@ def claim_skip_locked(db: Database, now: float, lease: float | None, between: Ca
 
 
 # --8<-- [start:atomic]
-def claim_atomic(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+def claim_atomic(db: Database, now: float, lease: float | None) -> Job | None:
     """Read a candidate, then claim it with one UPDATE that checks it is still claimable."""
     row = db.one(NEXT_JOB, (now, now))
-    between()
     if row is None:
         return None
     claimed = db.execute(CLAIM + f" AND ({CLAIMABLE})", (_lease_end(now, lease), row["id"], now, now))
@@ -82,8 +78,8 @@ def claim_atomic(db: Database, now: float, lease: float | None, between: Callabl
 # --8<-- [start:locked]
 @contextmanager
 def global_lock(db: Database):
-    """The fix the case study names and turns down: one worker at a time holds the queue, from the
-    claim until the tweet is posted."""
+    """One job worker at a time holds the queue: the fix the case study names and turns down.
+    `locked` holds it from the claim until the tweet is posted; `locked-claim` only for the claim."""
     if db.dialect is dialects.MYSQL:
         db.execute("LOCK TABLES tweet_jobs WRITE, users READ")
         try:
@@ -99,11 +95,10 @@ def global_lock(db: Database):
             yield
 
 
-def claim_under_lock(db: Database, now: float, lease: float | None, between: Callable[[], None]) -> Job | None:
+def claim_under_lock(db: Database, now: float, lease: float | None) -> Job | None:
     """Only call inside `global_lock`."""
     for_update = " FOR UPDATE" if db.dialect is dialects.POSTGRESQL else ""
     row = db.one(NEXT_JOB + for_update, (now, now))
-    between()
     if row is None:
         return None
     db.execute(CLAIM, (_lease_end(now, lease), row["id"]))

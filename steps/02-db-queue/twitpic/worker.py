@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import claims, jobs
-from .db import Database, init_db
+from .db import Database
 from .settings import settings_from_environment
 from .twitter import TwitterError, post_tweet
 
@@ -42,12 +42,11 @@ class WorkerSettings:
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, between: Callable[[], None] = lambda: None):
+    def __init__(self, settings: WorkerSettings):
         if settings.strategy not in claims.STRATEGIES:
             raise ValueError(f"unknown strategy {settings.strategy!r}: one of {', '.join(claims.STRATEGIES)}")
         self.settings = settings
         self.db = Database(settings.database_url)
-        self.between = between  # tests force the race here
 
     # --8<-- [start:run_once]
     def run_once(self) -> bool:
@@ -55,12 +54,17 @@ class Worker:
         now = time.time()
         if self.settings.strategy == "locked":
             with claims.global_lock(self.db):  # held while the tweet is posted
-                job = claims.claim_under_lock(self.db, now, self.settings.lease, self.between)
+                job = claims.claim_under_lock(self.db, now, self.settings.lease)
                 if job is not None:
                     self.deliver(job)
+        elif self.settings.strategy == "locked-claim":
+            with claims.global_lock(self.db):  # held for the claim only
+                job = claims.claim_under_lock(self.db, now, self.settings.lease)
+            if job is not None:
+                self.deliver(job)
         else:
             claim = claims.CLAIMS[self.settings.strategy]
-            job = claim(self.db, now, self.settings.lease, self.between)
+            job = claim(self.db, now, self.settings.lease)
             if job is not None:
                 self.deliver(job)
         return job is not None
@@ -134,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         poll_interval=args.poll * scale,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    init_db(settings.database_url)
     return supervise(settings, args.workers)
 
 

@@ -73,7 +73,7 @@ def private_queue(tmp_path):
         yield ("127.0.0.1", server.port)
 
 
-def worker_for(tmp_path, twitter, address, after_post=lambda: None, **settings_changes):
+def worker_for(tmp_path, twitter, address, **settings_changes):
     from twitpic.db import init_db
     from twitpic.worker import Worker, WorkerSettings
 
@@ -82,7 +82,7 @@ def worker_for(tmp_path, twitter, address, after_post=lambda: None, **settings_c
     settings = WorkerSettings(
         database_url=url, twitter_api_url=twitter.api_url, queue_address=address, wait=0.5, **settings_changes
     )
-    return Worker(settings, after_post=after_post)
+    return Worker(settings)
 
 
 def crash(worker) -> None:
@@ -101,7 +101,8 @@ def queue_one(address, text="once only https://twitpic.example/p/1"):
         client.close()
 
 
-def died_after_posting():
+def died_after_posting(tweet_id, twitter_id):
+    """In place of the worker's `record_posted`: the process dies after the post, before the record."""
     raise WorkerDied("after posting, before recording")
 
 
@@ -114,7 +115,8 @@ def test_a_worker_that_dies_between_posting_and_recording(
     refusal of duplicate statuses closes it, which is what apps of the day relied on."""
     twitter.control(reject_duplicates=twitter_rejects_duplicates)
     queue_one(private_queue)
-    first = worker_for(tmp_path, twitter, private_queue, after_post=died_after_posting)
+    first = worker_for(tmp_path, twitter, private_queue)
+    first.record_posted = died_after_posting
     with pytest.raises(WorkerDied):
         first.run_once()
     crash(first)

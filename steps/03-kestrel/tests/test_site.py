@@ -1,6 +1,5 @@
 """The site itself: upload, view, comment, and every kind of bad input, against real gunicorn."""
 
-import multiprocessing
 import re
 import sqlite3
 
@@ -12,8 +11,6 @@ from lab.testing.site_client import JPEG_START, TINY_GIF, photo_id_from, tiny_pn
 from twitpic.db import init_db
 
 MiB = 1024 * 1024
-BOOT_RACE_ROUNDS = 40  # the race is lost about one round in ten: 40 rounds see it
-BOOT_RACE_PROCESSES = 8
 
 
 def count(site, table: str) -> int:
@@ -197,20 +194,12 @@ def test_missing_pages_are_404(site, path):
     assert_clear_error(requests.get(site.url(path), timeout=10), 404, "Not Found")
 
 
-def boot_at_once(barrier, database) -> None:
-    barrier.wait()  # every process starts init_db at the same moment, as gunicorn's workers do
+def test_init_db_again_keeps_what_the_site_holds(site):
+    """`workbook up` runs the Procfile's release, `flask --app twitpic init-db`, at every start."""
+    photo = site.new_photo()
+    tables = ("users", "photos", "comments")
+    before = {table: count(site, table) for table in tables}
+    database = site.data_dir / "twitpic.sqlite3"
     init_db(f"sqlite:///{database}")
-
-
-def test_web_workers_booting_together_all_create_the_database(tmp_path):
-    context = multiprocessing.get_context("fork")
-    for attempt in range(BOOT_RACE_ROUNDS):
-        database = tmp_path / f"round-{attempt}" / "twitpic.sqlite3"
-        barrier = context.Barrier(BOOT_RACE_PROCESSES)
-        workers = [context.Process(target=boot_at_once, args=(barrier, database))
-                   for _ in range(BOOT_RACE_PROCESSES)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=30)
-        assert [worker.exitcode for worker in workers] == [0] * BOOT_RACE_PROCESSES, f"round {attempt}"
+    assert {table: count(site, table) for table in tables} == before
+    assert requests.get(site.url(f"/photos/{photo}"), timeout=10).status_code == 200

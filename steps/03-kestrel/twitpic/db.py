@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 from flask import Flask, current_app, g
 
 from . import dialects
-
-WAL_ATTEMPTS = 100  # 50 ms apart: five seconds for the processes starting beside this one
 
 log = logging.getLogger(__name__)
 
@@ -87,34 +85,16 @@ DEMO_USERS = [
 ]
 
 
-def switch_to_wal(db) -> None:
-    """Let readers carry on while one process writes (SQLite's write-ahead log).
-
-    Processes that start together on a new file (gunicorn's workers) race to switch it, and SQLite
-    tells the loser "database is locked" at once, without waiting out the busy timeout, so the
-    loser tries again. The switch is stored in the file: after the first, it changes nothing.
-    """
-    for _ in range(WAL_ATTEMPTS - 1):
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error):
-                raise
-            time.sleep(0.05)
-    db.execute("PRAGMA journal_mode = WAL")  # the last try: its error, if any, is the answer
-
-
 def init_db(url: str) -> None:
-    """Create the tables and the demo users; safe to run from every process at once."""
+    """Create the tables and the demo users. Runs once, before the site and its job workers start;
+    again, it changes nothing."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db = Database(url)
-    lock, unlock = db.dialect.schema_lock
     try:
         if db.dialect is dialects.SQLITE:
-            switch_to_wal(db)
-        db.execute(lock)
+            # Readers carry on while one process writes (SQLite's write-ahead log); the file keeps it.
+            db.execute("PRAGMA journal_mode = WAL")
         schema = (Path(__file__).parent / "schema.sql").read_text()
         for statement in schema.replace("$ID", db.dialect.id_column).split(";"):
             if statement.strip():
@@ -125,11 +105,17 @@ def init_db(url: str) -> None:
                 f"{db.dialect.insert_ignore} INTO users (username, twitter_token) VALUES (?, ?){conflict}",
                 (username, token),
             )
-        db.execute(unlock)
     finally:
         db.close()
 
 
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the database's tables and demo users: `flask --app twitpic init-db`, the Procfile's release."""
+    init_db(current_app.config["DATABASE_URL"])
+    click.echo(f"database ready: {current_app.config['DATABASE_URL']}")
+
+
 def init_app(app: Flask) -> None:
-    init_db(app.config["DATABASE_URL"])
     app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pymemcache.exceptions import MemcacheError
 
 from . import queue
-from .db import Database, init_db
+from .db import Database
 from .settings import settings_from_environment
 from .twitter import (
     DuplicateTweet,
@@ -58,11 +58,10 @@ def retry_delay(failures: int, base: float, cap: float) -> float:
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, after_post: Callable[[], None] = lambda: None):
+    def __init__(self, settings: WorkerSettings):
         self.settings = settings
         self.queue = queue.connect(settings.queue_address, settings.wait)
         self.db = Database(settings.database_url)
-        self.after_post = after_post  # tests stop a worker here: posted, not yet recorded
         self.holding = False  # an open read to confirm with the next get
         self.failures_in_a_row = 0
 
@@ -113,7 +112,6 @@ class Worker:
             if attempts >= self.settings.max_attempts:
                 return self.give_up(raw, f"{error} (after {attempts} attempts)")
             return RETRY
-        self.after_post()
         self.record_posted(message.id, twitter_id)
         log.info("tweet %s posted as %s", message.id, twitter_id or "a duplicate Twitter refused")
         return DONE
@@ -208,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         retry_cap=60.0 * scale,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    init_db(settings.database_url)
     return supervise(settings, args.workers)
 
 

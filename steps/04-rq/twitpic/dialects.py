@@ -19,24 +19,16 @@ class Dialect:
     id_column: str  # an auto-incrementing primary key
     insert_ignore: str  # INSERT that skips rows whose key exists
     skip_locked: bool  # supports SELECT ... FOR UPDATE SKIP LOCKED
-    schema_lock: tuple[str, str]  # taken while creating tables, so processes starting together don't race
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
 
-SQLITE = Dialect(
-    "sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT", "INSERT OR IGNORE", False,
-    ("BEGIN IMMEDIATE", "COMMIT"),
-)
+SQLITE = Dialect("sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT", "INSERT OR IGNORE", False)
 POSTGRESQL = Dialect(
     "postgresql", "%s", "BIGSERIAL PRIMARY KEY", "INSERT", True,  # with ON CONFLICT DO NOTHING
-    ("SELECT pg_advisory_lock(20100401)", "SELECT pg_advisory_unlock(20100401)"),
 )
-MYSQL = Dialect(
-    "mysql", "%s", "BIGINT AUTO_INCREMENT PRIMARY KEY", "INSERT IGNORE", True,
-    ("SELECT GET_LOCK('twitpic-schema', 30)", "SELECT RELEASE_LOCK('twitpic-schema')"),
-)
+MYSQL = Dialect("mysql", "%s", "BIGINT AUTO_INCREMENT PRIMARY KEY", "INSERT IGNORE", True)
 
 
 class DatabaseURLError(ValueError):

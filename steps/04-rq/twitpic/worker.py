@@ -36,7 +36,6 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from . import queue
-from .db import init_db
 from .settings import settings_from_environment
 from .tasks import breaker_for
 
@@ -188,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    init_db(env["DATABASE_URL"])
     return supervise(env["REDIS_URL"], args.workers, args.maintenance_interval)
 
 
