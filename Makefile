@@ -1,5 +1,7 @@
 # Every entry point of the workbook. Each target builds .venv first when it is missing or when
-# pyproject.toml changed, so a fresh machine needs only python3 (3.10+) and make.
+# the lock changed, so a fresh machine needs only python3 (3.10+) and make. The environment holds
+# exactly the versions in the lock: uv.lock, through `uv sync` when uv is on the PATH, else the
+# same versions with their hashes from requirements.lock, through pip.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install drill test test-long test-all lint exercises-verify docs docs-build clean
+.PHONY: help install lock drill test test-long test-all lint exercises-verify docs docs-build clean
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
@@ -20,17 +22,31 @@ help:
 	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
 	@echo "make docs        serve the site on http://127.0.0.1:8001"
 	@echo "make docs-build  build the site with mkdocs build --strict"
-	@echo "make install     only create .venv and install the workbook into it"
+	@echo "make install     only create .venv and install the workbook into it (the locked versions)"
+	@echo "make lock        update uv.lock and requirements.lock to the newest versions pyproject.toml allows (needs uv)"
 	@echo "make clean       remove .venv and the built site"
 
 install: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml uv.lock requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "The workbook needs Python 3.10 or newer, found " + sys.version.split()[0] + ". Try: make PYTHON=python3.12 ...")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	@if command -v uv >/dev/null 2>&1; then \
+		echo "uv sync --frozen (the versions in uv.lock)"; \
+		uv sync --frozen --python "$$(command -v $(PYTHON))"; \
+	else \
+		echo "pip install --require-hashes -r requirements.lock (the versions in the lock; uv would be faster)"; \
+		$(PYTHON) -m venv $(VENV) && \
+		$(BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock && \
+		$(BIN)/python -m pip install --quiet --no-deps -e .; \
+	fi
 	@touch $(INSTALLED)
+
+# The newest versions pyproject.toml allows, into both locks; then run the tests before committing.
+lock:
+	@command -v uv >/dev/null 2>&1 || { echo "make lock needs uv: python3 -m pip install --user uv"; exit 1; }
+	uv lock --upgrade
+	uv export --frozen --format requirements-txt --no-emit-project --quiet --output-file requirements.lock
 
 drill: $(INSTALLED)
 	$(BIN)/workbook drill --out drill-results --publish $(DRILL_ARGS)

@@ -36,6 +36,7 @@ ALLOWED = {
     "cd", "source", "export",  # the shell's own
     "for", "done",  # `for ...; do ...; done` loops
     "git clone",
+    "uv sync",  # the lock's environment, with uv (Setup)
     "sudo apt install", "sudo apt-get install", "brew install",  # system packages (Setup)
     "docker run",  # throwaway database servers for stage 02's tests (Setup)
     "curl", "printf", "nc", "echo",  # talking to the fake Twitter and the queue server by hand
@@ -223,6 +224,8 @@ def check_command_line(text: str) -> list[str]:
         return [f"{text}: {error}"]
     for words in commands:
         name, rest = words[0], words[1:]
+        if name == "uv" and rest[:1] == ["run"] and len(rest) > 1:
+            name, rest = rest[1], rest[2:]  # `uv run pytest ...` runs pytest in uv's environment
         if name == "workbook":
             problem = check_workbook(rest)
         elif name == "make":
@@ -273,6 +276,8 @@ def test_every_command_shown_is_real(shown):
         ("cd steps && pytest 01-naive/no_such_test.py", "no such path"),
         ("python -m lab.no_such_module", "no module"),
         ("rm -rf build", "allow-list"),
+        ("uv run pytest steps/99-nowhere", "no such path"),
+        ("uv pip install flask", "allow-list"),
         ("curl -s http://127.0.0.1:8000/ | frobnicate", "allow-list"),
         ("echo 'unclosed", "No closing quotation"),
     ],
@@ -292,6 +297,8 @@ def test_a_wrong_command_is_caught(command_line, complaint):
         "python -m lab --help",
         "make test PYTHON=python3.12",
         "git clone <the workbook's repository> twitpic-workbook",
+        "uv sync",
+        "uv run pytest steps/02-db-queue",
     ],
 )
 def test_a_right_command_passes(command_line):

