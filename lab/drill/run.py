@@ -21,6 +21,7 @@ from rich.live import Live
 
 from lab.drill import headline as drill_headline
 from lab.drill import report, verdicts
+from lab.drill.board import Board
 from lab.drill.load import CLIENT_TIMEOUT, rates
 from lab.drill.scenarios import SCENARIOS, Scenario
 from lab.drill.stage_run import BACKGROUND_WORKERS, WEB_WORKERS, run_stage
@@ -55,10 +56,11 @@ def run_drill(
         "stages": {},
     }
     with Live(console=console, refresh_per_second=4, transient=True) as live:
+        board = Board(live, scenario.description)
         for stage in stages:
             verdicts_of_runs = []
             for run in range(1, runs + 1):
-                outcome = run_stage(stage, scenario, scale, live, console, refuse_duplicates)
+                outcome = run_stage(stage, scenario, scale, board, console, refuse_duplicates)
                 verdicts_of_runs.append(outcome["verdict"])
                 s = outcome["summary"]
                 console.print(

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import psutil
 from rich.console import Console
-from rich.live import Live
 
 from lab.bench.figures import percentile
 from lab.drill import verdicts
+from lab.drill.board import Board
 from lab.drill.load import Load, rates
 from lab.drill.probes import backlog_probe
 from lab.drill.scenarios import Scenario
+from lab.drill.slots import job_worker_pids, slots_probe
 from lab.runtime.process import ManagedProcess, free_port
 from lab.runtime.stages import Stage
 from lab.runtime.timescale import whole_seconds
@@ -71,13 +72,15 @@ class StageRun:
     """One stage under one scenario, phase by phase: start, play the scenario under load, drain,
     settle, then count what reached Twitter. `run_stage` calls them in that order."""
 
-    def __init__(self, stage: Stage, scenario: Scenario, scale: float, live: Live, refuse_duplicates: bool):
-        self.stage, self.scenario, self.scale, self.live = stage, scenario, scale, live
+    def __init__(self, stage: Stage, scenario: Scenario, scale: float, board: Board, refuse_duplicates: bool):
+        self.stage, self.scenario, self.scale, self.board = stage, scenario, scale, board
         self.refuse_duplicates = refuse_duplicates
         self.twitter: FakeTwitter | None = None
         self.data = tempfile.TemporaryDirectory(prefix="workbook-drill-")
         self.processes: dict[str, ManagedProcess] = {}
         self.backlog: list[list[float]] = []  # [load seconds, jobs waiting]
+        # [load seconds, web workers' states, job workers' states, tweets Twitter has accepted]
+        self.slots: list[list] = []
         self.events: list[list] = []  # [load seconds, what the scenario did]
         self.phases: list[dict] = []
         self.summary_extra: dict = {}
@@ -103,25 +106,34 @@ class StageRun:
             WORKBOOK_TIME_SCALE=repr(self.scale),
             WEB_TIMEOUT=str(whole_seconds(GUNICORN_TIMEOUT, self.scale)),
         )
-        self.live.update(f"[bold]{self.stage.name}[/]: starting {', '.join(self.stage.processes())}")
+        self.board.say(self.stage.name, f"starting {', '.join(self.stage.processes())}")
         for process in start_stage(self.stage, self.env, skip=frozenset({"twitter"})):
             self.processes[process.name.split(":")[1]] = process
         site = SiteClient(f"http://127.0.0.1:{self.env['WEB_PORT']}")
         self.probe = backlog_probe(set(self.processes), self.env, self.twitter)
+        supervisor = self.processes.get("worker")
+        job_pids = job_worker_pids(supervisor.pid, self.env, set(self.processes)) if supervisor else None
+        self.slots_probe = slots_probe(self.processes["web"].pid, job_pids, self.env)
         label = f"{self.stage.name} {os.getpid()} {time.time():.0f}"
         self.load = Load(site, site.new_photo(), label=label, rates=rates(self.scale))
 
     def sample(self, phase: str) -> None:
         load = self.load
+        now = round(load.now(), 3)
+        tweets = self.twitter.stats()["accepted"]
         try:
-            self.backlog.append([round(load.now(), 3), self.probe()])
+            self.backlog.append([now, self.probe()])
+            self.slots.append([now, *self.slots_probe(), tweets])
         except Exception:  # a queue server being restarted does not answer: no sample
             pass
         requests = load.snapshot()
-        self.live.update(
-            f"[bold]{self.stage.name}[/] {self.scenario.name}: [cyan]{phase}[/] t={load.now():5.1f} s  "
-            f"requests {len(requests)}  answered {sum(r.outcome == 'ok' for r in requests)}  "
-            f"backlog {self.backlog[-1][1] if self.backlog else '?'}  tweets {self.twitter.stats()['accepted']}"
+        views = [r for r in requests if r.kind == "view"]
+        self.board.sample(
+            self.stage.name, phase, load.now(),
+            answered=sum(r.outcome == "ok" for r in views) / len(views) if views else None,
+            backlog=self.backlog[-1][1] if self.backlog else None,
+            slots=tuple(self.slots[-1][1:3]) if self.slots else ("", ""),
+            tweets=tweets,
         )
 
     def play(self) -> None:
@@ -140,7 +152,7 @@ class StageRun:
                 time.sleep(SAMPLE_EVERY)
             self.phases.append({"name": phase.name, "start": round(started, 3), "end": round(load.now(), 3)})
         self.twitter.control(mode="up")
-        self.live.update(f"[bold]{self.stage.name}[/]: waiting for the last requests")
+        self.board.say(self.stage.name, "waiting for the last requests")
         load.stop()
 
     def act(self, action: str) -> None:
@@ -200,6 +212,7 @@ class StageRun:
         summary["duplicate_posts"] = summary["tweets_duplicated"] + summary["repeats_refused"]
         summary.update(self.summary_extra)
         outcome["verdict"] = verdicts.verdict(self.stage, summary, posted, self.excused_losses())
+        outcome["slots"] = self.slots
         return outcome
 
     def excused_losses(self) -> dict[str, str]:
@@ -225,9 +238,9 @@ class StageRun:
 
 
 def run_stage(
-    stage: Stage, scenario: Scenario, scale: float, live: Live, console: Console, refuse_duplicates: bool = True
+    stage: Stage, scenario: Scenario, scale: float, board: Board, console: Console, refuse_duplicates: bool = True
 ) -> dict:
-    run = StageRun(stage, scenario, scale, live, refuse_duplicates)
+    run = StageRun(stage, scenario, scale, board, refuse_duplicates)
     try:
         run.start()
         run.play()
