@@ -58,3 +58,18 @@ def test_every_stage_tests_the_five_invariants_by_name():
 def test_a_missing_process_is_a_clear_error():
     with pytest.raises(StageError, match="has no 'scheduler' process"):
         Stage.find("01").process("scheduler", env={})
+
+
+def test_the_release_runs_with_the_shells_environment_as_the_processes_do(tmp_path, monkeypatch):
+    """`TWITPIC_DATABASE_URL=... workbook up 02-db-queue`: the release must create the tables in the
+    database the web and job workers will use, not in the default SQLite file."""
+    from lab.runtime.stages import Stage
+    from lab.runtime.up import stage_environment
+
+    chosen = tmp_path / "chosen.sqlite3"
+    monkeypatch.setenv("TWITPIC_DATABASE_URL", f"sqlite:///{chosen}")
+    env = stage_environment(data_dir=tmp_path / "data", workers=1, web_port=1, twitter_port=2,
+                            twitter_control_port=3)
+    Stage.find("02-db-queue").release(env=env)
+    assert chosen.is_file()
+    assert not (tmp_path / "data" / "twitpic.sqlite3").exists()

@@ -78,7 +78,7 @@ class Stage:
         if command is None:
             return
         result = subprocess.run(
-            ["sh", "-c", f"exec {command}"], cwd=self.path, env=self._environment(env),
+            ["sh", "-c", f"exec {command}"], cwd=self.path, env={**os.environ, **self._environment(env)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
         )
         if log_path is not None:
