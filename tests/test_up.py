@@ -12,8 +12,10 @@ from lab.testing.site_client import SiteClient
 
 
 @pytest.mark.parametrize(
-    "stop_signal, exit_code", [(signal.SIGINT, 0), (signal.SIGTERM, 143)], ids=["ctrl-c", "kill"])
-def test_up_serves_a_stage_and_a_signal_stops_everything(tmp_path, stop_signal, exit_code):
+    "stop_signal, exit_code, started_by_a_script",
+    [(signal.SIGINT, 0, False), (signal.SIGTERM, 143, False), (signal.SIGINT, 0, True)],
+    ids=["ctrl-c", "kill", "ctrl-c-after-a-script-ignored-it"])
+def test_up_serves_a_stage_and_a_signal_stops_everything(tmp_path, stop_signal, exit_code, started_by_a_script):
     web, api, control = free_port(), free_port(), free_port()
     site = SiteClient(f"http://127.0.0.1:{web}")
 
@@ -23,13 +25,12 @@ def test_up_serves_a_stage_and_a_signal_stops_everything(tmp_path, stop_signal, 
         except requests.RequestException:
             return False
 
-    up = ManagedProcess(
-        "up",
-        [sys.executable, "-m", "lab", "--time-scale", "0.01", "up", "01-naive", "--workers", "2",
-         "--web-port", str(web), "--twitter-port", str(api), "--twitter-control-port", str(control),
-         "--data-dir", str(tmp_path)],
-        ready=site_answers,
-    )
+    argv = [sys.executable, "-m", "lab", "--time-scale", "0.01", "up", "01-naive", "--workers", "2",
+            "--web-port", str(web), "--twitter-port", str(api), "--twitter-control-port", str(control),
+            "--data-dir", str(tmp_path)]
+    if started_by_a_script:  # `cmd &` in a script starts it with SIGINT ignored, as `trap "" INT` does
+        argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+    up = ManagedProcess("up", argv, ready=site_answers)
     with up:
         up.wait_ready(timeout=30)
         photo = site.new_photo()
