@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="run a benchmark: kestrel, db-queue, rq-recovery",
+        help="run a benchmark: kestrel, kestrel-churn, db-queue, rq-recovery",
         description="Run a benchmark that prints ratios measured side by side in one run.",
     )
     bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")

@@ -172,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{QUICK_JOBS} jobs per run and 1 and 4 workers only (under a minute)",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("."),
-        help="folder for db-queue.json and db-queue.md (default: the current folder)",
+        "--out", type=Path, default=Path("bench-results"),
+        help="folder for db-queue.json and db-queue.md (default bench-results)",
     )
     parser.add_argument(
         "--jobs", type=int, help=f"jobs per run (default {FULL_JOBS}, quick {QUICK_JOBS})"

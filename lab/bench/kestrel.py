@@ -346,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None,
                         help="runs of each workload per server, taking turns; the median is shown "
                              "(default 3, 1 with --quick)")
-    parser.add_argument("--out", type=Path, default=Path("."),
-                        help="folder for kestrel.json and kestrel.txt (the printed table)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="folder for kestrel.json and kestrel.txt, the printed table (default bench-results)")
     args = parser.parse_args(argv)
     scale = 10 if args.quick else 1
     rounds = args.rounds or (1 if args.quick else 3)

@@ -97,8 +97,9 @@ def run(seconds: float) -> tuple[list[dict], dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbook bench kestrel-churn")
     parser.add_argument("--seconds", type=float, default=20.0, help="per phase (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("."),
-                        help="folder for kestrel-churn.json and kestrel-churn.txt (the printed lines)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="folder for kestrel-churn.json and kestrel-churn.txt, the printed lines "
+                        "(default bench-results)")
     args = parser.parse_args(argv)
     rows, moved = run(args.seconds)
     idle = rows[0]
