@@ -279,9 +279,11 @@ def run_queue_stats(args) -> int:
         print(f"workbook queue-stats: no queue server at {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     prefix = f"queue_{args.queue}_" if args.queue else ""
-    for name, value in stats.items():
-        if name.startswith(prefix):
-            print(f"{name} {value}")
+    lines = [f"{name} {value}" for name, value in stats.items() if name.startswith(prefix)]
+    if not lines:  # a queue exists once something is set in it, or someone waits on it
+        print(f"no queue {args.queue!r} on {args.host}:{args.port} yet: nothing has been set in it")
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -91,3 +91,18 @@ def test_up_takes_web_workers_under_the_new_name_and_the_old(flag):
 
     args = build_parser().parse_args(["up", "01-naive", flag, "3"])
     assert args.web_workers == 3
+
+
+def test_queue_stats_says_when_a_queue_does_not_exist_yet(tmp_path):
+    from lab.runtime.kestrel_server import kestrel_process
+    from lab.testing.kestrel import RawClient
+
+    with kestrel_process(tmp_path / "queues") as server:
+        empty = workbook("queue-stats", "--port", str(server.port), "--queue", "tweets")
+        assert empty.returncode == 0
+        assert "no queue 'tweets'" in empty.stdout
+        with RawClient(server.port) as client:
+            assert client.set("tweets", b"hello") == b"STORED\r\n"
+        one = workbook("queue-stats", "--port", str(server.port), "--queue", "tweets")
+        assert "queue_tweets_items 1" in one.stdout.splitlines()
+        assert "no queue" not in one.stdout
