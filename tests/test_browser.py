@@ -25,7 +25,8 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from lab.runtime.process import LOCALHOST, free_port
+from lab.drill.report import format_value, metric_rows
+from lab.runtime.process import LOCALHOST, ManagedProcess, free_port, wait_until
 from lab.runtime.stages import Stage
 from lab.runtime.up import stage_environment, start_stage, stop_all
 from lab.testing.browser import INSTALL_HINT, PageWatcher, find_chromium, serve_folder
@@ -335,3 +336,147 @@ def test_stage_04_upload_and_comment_show_up_on_the_fake_twitter(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     screenshot(page, "fake-twitter.png", record_property)
     assert not watcher.problems, "\n".join(watcher.problems)
+
+
+# -- the drill: its replay on the results page, and the live page ---------------------------------
+
+DRILL_RESULTS = ROOT / "docs" / "results" / "drill" / "results.json"
+REPLAY_TIMEOUT_MS = 60_000  # the committed run at the fastest speed takes a few seconds
+LIVE_DRILL_TIMEOUT = 180  # seconds: a quick drill of stage 01, from start to its results
+VIEWER_STATE = "() => document.querySelector('.drill-viewer').dataset.state"
+# Each stage panel: its figures (raw values), its workers' states, its phase and samples so far.
+VIEWER_PANELS = """
+() => Object.fromEntries([...document.querySelectorAll('.drill-viewer .dv-stage')].map(stage => [
+  stage.dataset.stage, {
+    figures: Object.fromEntries([...stage.querySelectorAll('dd[data-figure]')]
+      .map(cell => [cell.dataset.figure, cell.dataset.value])),
+    web: stage.querySelector('.dv-slots[data-kind=web]').dataset.states,
+    jobs: stage.querySelector('.dv-slots[data-kind=jobs]').dataset.states,
+    phase: stage.querySelector('.dv-phase').textContent,
+    samples: Number(stage.dataset.samples),
+  }]))
+"""
+# The results page's first table (one row per metric, one column per stage), as text.
+RESULTS_TABLE = """
+() => [...document.querySelector('.md-typeset table').rows]
+  .map(row => [...row.cells].map(cell => cell.textContent.trim()))
+"""
+
+
+def table_of_figures(panels: dict) -> dict[str, dict[str, str]]:
+    """What each stage's panel counted, in the words and format of the drill's table (report.py)."""
+    def number(value: str):
+        return None if value == "" else float(value)
+
+    table = {}
+    for stage, panel in panels.items():
+        figures = {key: number(value) for key, value in panel["figures"].items()}
+        availability, drain = figures["availability_during_outage"], figures["drain_seconds"]
+        table[stage] = {
+            "availability during outage": format_value(
+                "availability_during_outage", None if availability is None else round(availability, 4)),
+            "errors and timeouts": str(int(figures["errors"])),
+            "tweets on Twitter": str(int(figures["tweets"])),
+            "peak backlog": str(int(figures["peak_backlog"])),
+            "drain time (s)": format_value("drain_seconds", None if drain is None else round(drain, 2)),
+        }
+    return table
+
+
+def tables_figures(rows: list[list[str]]) -> dict[str, dict[str, str]]:
+    """The same figures, read from the page's table; tweets on Twitter are those posted plus repeats."""
+    header, *body = rows
+    by_metric = {row[0]: dict(zip(header[1:], row[1:], strict=True)) for row in body}
+    return {
+        stage: {
+            "availability during outage": by_metric["availability during outage"][stage],
+            "errors and timeouts": by_metric["errors and timeouts"][stage],
+            "tweets on Twitter": str(int(by_metric["tweets posted"][stage])
+                                     + int(by_metric["tweets duplicated"][stage])),
+            "peak backlog": by_metric["peak backlog"][stage],
+            "drain time (s)": by_metric["drain time (s)"][stage],
+        }
+        for stage in header[1:]
+    }
+
+
+def test_the_results_page_replays_the_committed_run_to_the_tables_figures(
+    new_page, site_url, record_property
+):
+    results = json.loads(DRILL_RESULTS.read_text())
+    page, watcher = new_page()
+    page.goto(site_url + "/results/drill/", wait_until="networkidle")
+    page.wait_for_function(f"{VIEWER_STATE} === 'ready'")
+    viewer = page.locator(".drill-viewer")
+    viewer.scroll_into_view_if_needed()
+
+    # Scrubbed to the middle of the outage, every worker shows what the run sampled at that moment,
+    # and stage 01's web workers are stuck on Twitter.
+    outage = next(phase for phase in results["phases"] if phase["name"] == "outage")
+    middle = round((outage["start"] + outage["end"]) / 2, 2)
+    page.locator(".dv-scrub").fill(str(middle))
+    panels = page.evaluate(VIEWER_PANELS)
+    assert list(panels) == list(results["stages"])
+    for stage, measured in results["stages"].items():
+        sampled = [slot for slot in measured["slots"] if slot[0] <= middle][-1]
+        assert (panels[stage]["web"], panels[stage]["jobs"]) == (sampled[1], sampled[2]), stage
+        assert panels[stage]["phase"] == "outage", stage
+    assert "t" in panels["01-naive"]["web"], "the committed run should show stage 01's workers stuck"
+    screenshot_of(viewer, "drill-replay.png", record_property)
+
+    # Played to the end (started from the keyboard), each stage's figures equal the table's.
+    page.select_option(".dv-speed", "20")
+    page.focus(".dv-play")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"{VIEWER_STATE} === 'ended'", timeout=REPLAY_TIMEOUT_MS)
+    expect(page.locator(".dv-play")).to_have_text("Play again")
+    replayed = table_of_figures(page.evaluate(VIEWER_PANELS))
+    tabled = tables_figures(page.evaluate(RESULTS_TABLE))
+    print("\n".join(f"{stage}: {figures}" for stage, figures in replayed.items()))
+    assert replayed == tabled
+    assert not watcher.problems, "\n".join(watcher.problems)
+
+
+def test_the_live_page_shows_a_quick_drill_of_stage_01_as_it_happens(new_page, tmp_path, record_property):
+    port = free_port()
+    drill = ManagedProcess(
+        "drill-live",
+        [sys.executable, "-m", "lab", "drill", "--live", "--live-port", port, "--quick",
+         "--stages", "01-naive", "--out", tmp_path],
+        port=port,
+        env={"COLUMNS": "200"},  # one line for the URL
+    )
+    with drill:
+        url = f"http://{LOCALHOST}:{port}/"
+        wait_until(lambda: f"live view: open {url}" in drill.log_text(), timeout=30, what="the URL printed")
+        page, watcher = new_page()
+        page.goto(url)
+        page.wait_for_function(f"{VIEWER_STATE} === 'live'")
+
+        # Samples arrive; during the outage stage 01's web workers all wait on Twitter.
+        stuck = "() => { const s = document.querySelector('.dv-slots[data-kind=web]').dataset.states;"
+        stuck += " return !!s && /^t+$/.test(s); }"
+        page.wait_for_function(stuck, timeout=LIVE_DRILL_TIMEOUT * 1000)
+        during = page.evaluate(VIEWER_PANELS)["01-naive"]
+        assert during["phase"] == "outage" and during["samples"] > 0
+        screenshot_of(page.locator(".drill-viewer"), "drill-live.png", record_property)
+        arrived = during["samples"]
+        page.wait_for_function(
+            f"() => Number(document.querySelector('.dv-stage').dataset.samples) > {arrived}")
+
+        # When the drill ends, the page keeps its picture, and its figures are the drill's.
+        page.wait_for_function(f"{VIEWER_STATE} === 'finished'", timeout=LIVE_DRILL_TIMEOUT * 1000)
+        assert drill.popen.wait(timeout=60) == 0, drill.log_tail()
+        shown = table_of_figures(page.evaluate(VIEWER_PANELS))
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = [["metric", *results["stages"]]] + metric_rows(results)
+    assert shown == tables_figures(rows)
+    assert not watcher.problems, "\n".join(watcher.problems)
+
+
+def screenshot_of(locator, name: str, record_property) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    locator.screenshot(path=str(path))
+    record_property("screenshot", str(path.relative_to(ROOT)))
+    return path

@@ -2,7 +2,7 @@
 
 from rich.console import Console
 
-from lab.drill.board import Board
+from lab.drill.board import Board, Sample
 
 
 class Screen:
@@ -20,8 +20,8 @@ class Screen:
 def test_each_stage_keeps_one_row_with_its_latest_sample():
     screen = Screen()
     board = Board(screen, "Twitter hangs")
-    board.sample("01-naive", "normal", 3.0, 1.0, 0, ("iiii", ""), 2)
-    board.sample("01-naive", "outage", 25.25, 0.125, 4, ("ttti", ""), 23)
+    board.sample("01-naive", Sample("normal", 3.0, 1.0, 0, web="iiii", jobs="", tweets=2))
+    board.sample("01-naive", Sample("outage", 25.25, 0.125, 4, web="ttti", jobs="", tweets=23))
     board.say("02-db-queue", "starting")
     lines = [line for line in screen.text().splitlines() if "01-naive" in line or "02-db-queue" in line]
     assert len(lines) == 2

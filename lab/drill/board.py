@@ -1,9 +1,10 @@
-"""The drill's terminal view, for a trainer without a browser: one row per stage, updated with
-every sample (phase, clock, page views answered so far, backlog, each worker's state, tweets)."""
+"""What the drill shows while it runs: one `Sample` per stage every quarter second, told to every
+watcher. `Board` is the terminal's (a table with a row per stage, for a trainer without a browser);
+lab/drill/live.py's `LiveFeed` streams the same samples to a browser."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.live import Live
 from rich.table import Table
@@ -12,6 +13,21 @@ from rich.table import Table
 MARKS = {"i": "[green]·[/]", "b": "[yellow]■[/]", "t": "[red]■[/]"}
 LEGEND = "workers: [green]·[/] idle  [yellow]■[/] serving a page  [red]■[/] waiting on Twitter"
 COLUMNS = ("stage", "phase", "clock", "views answered", "backlog", "web workers", "job workers", "tweets")
+
+
+@dataclass
+class Sample:
+    """One stage at one moment of its load."""
+
+    phase: str  # normal, outage, recovery, drain
+    seconds: float  # since the stage's load began
+    answered: float | None  # the share of page views so far answered OK; None before the first
+    backlog: int | None  # jobs waiting (None: the queue did not answer)
+    web: str  # each web worker's state, a letter each (slots.py)
+    jobs: str  # each job worker's state
+    tweets: int  # tweets Twitter has accepted so far
+    requests: list[dict] = field(default_factory=list)  # requests finished since the last sample
+    waiting: list[list] = field(default_factory=list)  # [kind, start] of each request still unanswered
 
 
 def marks(states: str) -> str:
@@ -39,18 +55,20 @@ class Board:
         self.rows[stage] = Row(text)
         self.draw()
 
-    def sample(self, stage: str, phase: str, seconds: float, answered: float | None, backlog: int | None,
-               slots: tuple[str, str], tweets: int) -> None:
+    def sample(self, stage: str, sample: Sample) -> None:
         self.rows[stage] = Row(
-            phase=phase,
-            clock=f"{seconds:5.1f} s",
-            answered="-" if answered is None else f"{answered:.0%}",
-            backlog="-" if backlog is None else str(backlog),
-            web=marks(slots[0]),
-            jobs=marks(slots[1]),
-            tweets=str(tweets),
+            phase=sample.phase,
+            clock=f"{sample.seconds:5.1f} s",
+            answered="-" if sample.answered is None else f"{sample.answered:.0%}",
+            backlog="-" if sample.backlog is None else str(sample.backlog),
+            web=marks(sample.web),
+            jobs=marks(sample.jobs),
+            tweets=str(sample.tweets),
         )
         self.draw()
+
+    def stage_done(self, stage: str, outcome: dict) -> None:
+        self.say(stage, "done")
 
     def table(self) -> Table:
         table = Table(title=f"drill: {self.scenario}", caption=LEGEND, title_justify="left")
@@ -62,3 +80,22 @@ class Board:
 
     def draw(self) -> None:
         self.live.update(self.table())
+
+
+class Watchers:
+    """Several watchers as one: each call goes to every one of them, in order."""
+
+    def __init__(self, *watchers):
+        self.watchers = watchers
+
+    def say(self, stage: str, text: str) -> None:
+        for watcher in self.watchers:
+            watcher.say(stage, text)
+
+    def sample(self, stage: str, sample: Sample) -> None:
+        for watcher in self.watchers:
+            watcher.sample(stage, sample)
+
+    def stage_done(self, stage: str, outcome: dict) -> None:
+        for watcher in self.watchers:
+            watcher.stage_done(stage, outcome)

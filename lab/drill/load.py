@@ -49,6 +49,8 @@ class Load:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="visitor")
         self._threads: list[threading.Thread] = []
+        self._listed = 0  # requests moved into `_unanswered` so far
+        self._unanswered: list[Request] = []  # as of the last `newly_answered` call
         self.started = 0.0
 
     def start(self) -> None:
@@ -101,6 +103,16 @@ class Load:
         for thread in self._threads:
             thread.join()
         self._pool.shutdown(wait=True)
+
+    def newly_answered(self) -> tuple[list[Request], list[Request]]:
+        """The requests answered (or given up on) since the last call, each returned once; and those
+        still waiting for an answer."""
+        with self._lock:
+            self._unanswered += self.requests[self._listed:]
+            self._listed = len(self.requests)
+        answered = [r for r in self._unanswered if r.outcome != "pending"]
+        self._unanswered = [r for r in self._unanswered if r.outcome == "pending"]
+        return answered, list(self._unanswered)
 
     def snapshot(self) -> list[Request]:
         with self._lock:

@@ -64,6 +64,12 @@ HOW_TO_READ = (
     "where jobs pile up during the band and drain after it."
 )
 
+REPLAY_INTRO = (
+    "Play the run back: each stage's requests appear as they were answered, its web workers and job "
+    "workers turn red while they wait on Twitter, and its backlog fills and drains. The figures under "
+    "each stage are counted from the samples, and at the end they equal the table's."
+)
+
 
 # -- the numbers --------------------------------------------------------------------------------
 
@@ -269,6 +275,19 @@ def write_results_page(results: dict, out_dir: Path | str, page_path: Path | str
         "## The case study's claims, checked",
         "",
         claims_markdown(results),
+        "",
+        "## The run, replayed",
+        "",
+        REPLAY_INTRO,
+        "",
+        '<div class="drill-viewer" markdown>',
+        "",
+        f"The replay needs JavaScript; the charts below show the same run, and "
+        f"[results.json]({relative_link(out_dir / 'results.json', page_path)}) holds every sample of it.",
+        "",
+        "</div>",
+        "",
+        "The same run, still: every request, then the backlog.",
         "",
         f"![Latency of every request, per stage, with the outage shaded]"
         f"({relative_link(latency_png, page_path)})",

@@ -21,13 +21,23 @@ from rich.live import Live
 
 from lab.drill import headline as drill_headline
 from lab.drill import report, verdicts
-from lab.drill.board import Board
+from lab.drill.board import Board, Watchers
+from lab.drill.live import LiveFeed
 from lab.drill.load import CLIENT_TIMEOUT, rates
 from lab.drill.scenarios import SCENARIOS, Scenario
-from lab.drill.stage_run import BACKGROUND_WORKERS, WEB_WORKERS, run_stage
+from lab.drill.stage_run import AVAILABLE_WITHIN, BACKGROUND_WORKERS, WEB_WORKERS, run_stage
 from lab.runtime.stages import Stage, all_stages
 
 QUICK_SCALE = 0.2  # --quick: the same story five times faster
+
+
+def planned_phases(scenario: Scenario, scale: float) -> list[dict]:
+    """The scenario's phases in load seconds, as planned (each stage records what it measured)."""
+    phases, at = [], 0.0
+    for phase in scenario.phases:
+        phases.append({"name": phase.name, "start": round(at, 3), "end": round(at + phase.seconds * scale, 3)})
+        at += phase.seconds * scale
+    return phases
 
 
 def run_drill(
@@ -38,6 +48,7 @@ def run_drill(
     console: Console,
     refuse_duplicates: bool = True,
     runs: int = 1,
+    live_feed: LiveFeed | None = None,
 ) -> dict:
     results = {
         "scenario": scenario.name,
@@ -48,19 +59,24 @@ def run_drill(
         "time_scale": scale,
         "web_workers": WEB_WORKERS,
         "client_timeout": CLIENT_TIMEOUT,
+        "available_within": AVAILABLE_WITHIN,
         "rates_per_second": rates(scale),
         "background_workers": BACKGROUND_WORKERS,
         "twitter_refuses_duplicates": refuse_duplicates,
         "runs": runs,
-        "phases": [],
+        "phases": planned_phases(scenario, scale),
         "stages": {},
     }
+    if live_feed is not None:
+        live_feed.start_drill({key: value for key, value in results.items() if key != "stages"},
+                              [stage.name for stage in stages])
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         board = Board(live, scenario.description)
+        watchers = Watchers(board, live_feed) if live_feed is not None else board
         for stage in stages:
             verdicts_of_runs = []
             for run in range(1, runs + 1):
-                outcome = run_stage(stage, scenario, scale, board, console, refuse_duplicates)
+                outcome = run_stage(stage, scenario, scale, watchers, console, refuse_duplicates)
                 verdicts_of_runs.append(outcome["verdict"])
                 s = outcome["summary"]
                 console.print(
@@ -73,11 +89,6 @@ def run_drill(
                     console.print(f"  {promise}: {verdicts.describe(entry)}")
             outcome["runs"] = verdicts_of_runs  # every run's verdict; the rest is the last run's
             results["stages"][stage.name] = outcome
-    phases, at = [], 0.0
-    for phase in scenario.phases:  # the planned phases, for the plots
-        phases.append({"name": phase.name, "start": round(at, 3), "end": round(at + phase.seconds * scale, 3)})
-        at += phase.seconds * scale
-    results["phases"] = phases
     return results
 
 
@@ -99,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=int, default=1, help="run the scenario this many times per stage, and say how many held"
     )
+    parser.add_argument(
+        "--live", action="store_true",
+        help="also show the drill in a browser as it happens: serves a page on 127.0.0.1 and prints its URL",
+    )
+    parser.add_argument("--live-port", type=int, default=0, help="the live page's port (default: any free one)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -109,7 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"drill: {scenario.description}; {len(stages)} stages, time scale {scale}")
     started = time.monotonic()
     refuse_duplicates = args.twitter_duplicates == "refuse"
-    results = run_drill(stages, scenario, scale, args.quick, console, refuse_duplicates, args.runs)
+    live_feed = None
+    if args.live:
+        live_feed = LiveFeed(port=args.live_port)
+        console.print(f"live view: open {live_feed.url} in a browser (the stages run one after another)")
+    try:
+        results = run_drill(stages, scenario, scale, args.quick, console, refuse_duplicates, args.runs, live_feed)
+    except BaseException:
+        if live_feed is not None:
+            live_feed.stop()
+        raise
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     report.print_summary(results, console)
@@ -120,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         (docs / "drill" / "results.json").write_text(json.dumps(results, indent=1))
         drill_headline.write_headline(results)  # the home page's figures, from the same run
     console.print(f"wrote {args.out / 'results.json'} in {time.monotonic() - started:.0f} s")
+    if live_feed is not None:
+        live_feed.end(str(args.out))
     broken = verdicts.print_verdicts(results, console)
     return 1 if broken else 0
 

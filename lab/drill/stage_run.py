@@ -16,7 +16,7 @@ from rich.console import Console
 
 from lab.bench.figures import percentile
 from lab.drill import verdicts
-from lab.drill.board import Board
+from lab.drill.board import Board, Sample
 from lab.drill.load import Load, rates
 from lab.drill.probes import backlog_probe
 from lab.drill.scenarios import Scenario
@@ -128,13 +128,18 @@ class StageRun:
             pass
         requests = load.snapshot()
         views = [r for r in requests if r.kind == "view"]
-        self.board.sample(
-            self.stage.name, phase, load.now(),
+        answered, waiting = load.newly_answered()
+        self.board.sample(self.stage.name, Sample(
+            phase=phase,
+            seconds=now,
             answered=sum(r.outcome == "ok" for r in views) / len(views) if views else None,
             backlog=self.backlog[-1][1] if self.backlog else None,
-            slots=tuple(self.slots[-1][1:3]) if self.slots else ("", ""),
+            web=self.slots[-1][1] if self.slots else "",
+            jobs=self.slots[-1][2] if self.slots else "",
             tweets=tweets,
-        )
+            requests=[r.as_json() for r in answered],
+            waiting=[[r.kind, round(r.start, 4)] for r in waiting],
+        ))
 
     def play(self) -> None:
         """Every phase of the scenario under load, sampling as it goes; then Twitter back up."""
@@ -213,6 +218,8 @@ class StageRun:
         summary.update(self.summary_extra)
         outcome["verdict"] = verdicts.verdict(self.stage, summary, posted, self.excused_losses())
         outcome["slots"] = self.slots
+        outcome["phases"] = self.phases  # as measured: the summary's phases, for the viewer to count the same
+        outcome["drained_at"] = self.all_posted_at  # load seconds when the last tweet was on Twitter
         return outcome
 
     def excused_losses(self) -> dict[str, str]:
@@ -246,7 +253,9 @@ def run_stage(
         run.play()
         run.drain()
         run.settle()
-        return run.outcome()
+        outcome = run.outcome()
+        board.stage_done(stage.name, outcome)
+        return outcome
     finally:
         run.stop()
 

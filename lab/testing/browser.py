@@ -95,6 +95,8 @@ class PageWatcher:
             self.problems.append(f"console error: {message.text}")
 
     def _request_failed(self, request) -> None:
+        if request.resource_type == "eventsource" and request.failure == "net::ERR_ABORTED":
+            return  # a stream of server-sent events the page closed itself, once it had all it needed
         if is_local(request.url):  # a stopped remote request is reported once, by _stop_remote
             self.problems.append(f"request failed: {request.url} ({request.failure})")
 
