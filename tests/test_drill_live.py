@@ -6,6 +6,7 @@ that neither waits for a closed page nor leaves a thread behind. The browser che
 import http.client
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,10 @@ class EventStream:
         assert self.response.status == 200
         assert self.response.getheader("Content-Type") == "text/event-stream"
 
-    def next(self):
+    def next(self, within: float = 30.0):
         """The next event, or None when the server has ended the stream."""
-        fields = {}
-        while True:
+        fields, deadline = {}, time.monotonic() + within
+        while time.monotonic() < deadline:  # keep-alive comments alone do not count as an event
             line = self.response.readline()
             if not line:
                 return None
@@ -50,6 +51,7 @@ class EventStream:
             if line and not line.startswith(":"):
                 name, value = line.split(": ", 1)
                 fields[name] = value
+        raise AssertionError(f"no event within {within} s")
 
     def close(self):
         self.response.close()  # it holds the socket open as long as it is open itself
