@@ -456,7 +456,7 @@ def test_the_live_page_shows_a_quick_drill_of_stage_01_as_it_happens(new_page, t
         # Samples arrive; during the outage stage 01's web workers all wait on Twitter. (A drill
         # that finishes first fails the check at once.)
         stuck = "/^t+$/.test(document.querySelector('.dv-slots[data-kind=web]').dataset.states || '')"
-        page.wait_for_function(f"() => {stuck} || {VIEWER_STATE}() === 'finished'",
+        page.wait_for_function(f"() => {stuck} || ({VIEWER_STATE})() === 'finished'",
                                timeout=LIVE_DRILL_TIMEOUT * 1000)
         during = page.evaluate(VIEWER_PANELS)["01-naive"]
         assert during["phase"] == "outage" and during["samples"] > 0 and set(during["web"]) == {"t"}, during
