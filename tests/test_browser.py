@@ -481,3 +481,115 @@ def screenshot_of(locator, name: str, record_property) -> Path:
     locator.screenshot(path=str(path))
     record_property("screenshot", str(path.relative_to(ROOT)))
     return path
+
+
+# -- the explorable: the model, held to the drill and to the page's own claims ----------------------
+
+EXPLORER_STATE = "() => document.querySelector('.queue-explorer').dataset.state"
+# The model run with a drill's settings, for one stage: its summary.
+MODEL_OF_THE_DRILL = "([results, stage]) => QueueModel.simulate(QueueModel.drillSettings(results, stage)).summary"
+CLAIMS = """
+() => [...document.querySelectorAll('.qe-claim')].map(claim => ({
+  settings: claim.dataset.settings, figure: claim.dataset.figure, value: claim.dataset.value,
+  text: claim.textContent, at_least: claim.dataset.atLeast, at_most: claim.dataset.atMost}))
+"""
+MODEL_TOLERANCES = {  # figure: (how far the model may be from the drill, and how it is counted)
+    "availability_during_outage": (0.05, "points"),
+    "peak_backlog": (0.2, "share"),
+    "drain_seconds": (0.2, "share"),
+}
+
+
+@pytest.fixture
+def explorer(new_page, site_url):
+    page, watcher = new_page()
+    page.goto(site_url + "/explore/", wait_until="networkidle")
+    page.wait_for_function(f"{EXPLORER_STATE} === 'ready'")
+    yield page
+    assert not watcher.problems, "\n".join(watcher.problems)
+
+
+def test_the_model_agrees_with_the_committed_drill(explorer):
+    """Stage 01's page views during the outage within 5 points; each queued stage's peak backlog
+    and drain time within 20 %. A new drill run, once committed, is the one compared."""
+    results = json.loads(DRILL_RESULTS.read_text())
+    compared, disagree = [], []
+    for stage, measured in results["stages"].items():
+        model = explorer.evaluate(MODEL_OF_THE_DRILL, [results, stage])
+        figures = ["availability_during_outage"] if stage == "01-naive" else ["peak_backlog", "drain_seconds"]
+        for figure in figures:
+            drill, modelled = measured["summary"][figure], model[figure]
+            tolerance, counted = MODEL_TOLERANCES[figure]
+            off = abs(modelled - drill) if counted == "points" else abs(modelled - drill) / drill
+            if counted == "points":
+                off_by = f"{off * 100:.1f} points (at most {tolerance * 100:.0f})"
+            else:
+                off_by = f"{off:.1%} (at most {tolerance:.0%})"
+            line = f"{stage} {figure}: model {modelled:.3g}, drill {drill:.3g}, off by {off_by}"
+            compared.append(line)
+            if off > tolerance:
+                disagree.append(line)
+    print("\n".join(["the model against the drill:", *compared]))
+    assert len(compared) == 7
+    assert disagree == []
+    # The page's own table says the same.
+    agree = explorer.locator(".qe-comparison tbody tr td:last-child").all_text_contents()
+    assert len(agree) == 7 and all(text.startswith("yes") for text in agree), agree
+
+
+def test_every_answer_the_page_folds_away_is_what_the_model_says(explorer):
+    claims = explorer.evaluate(CLAIMS)
+    assert len(claims) >= 8
+    broken = []
+    for claim in claims:
+        value = float(claim["value"])
+        low = float(claim["at_least"]) if claim["at_least"] else None
+        high = float(claim["at_most"]) if claim["at_most"] else None
+        if (low is not None and value < low) or (high is not None and value > high):
+            broken.append(f"{claim['settings']} {claim['figure']} = {value}, stated {low} to {high}")
+    assert broken == [], "\n".join(broken)
+
+
+def test_the_knobs_rerun_the_model_from_the_keyboard(explorer, record_property):
+    runs = lambda: int(explorer.evaluate("() => document.querySelector('.queue-explorer').dataset.runs"))  # noqa: E731
+    figure = "() => document.querySelector('.qe-figures td[data-figure=caught_up_seconds]').dataset.value"
+
+    # "Try 8 job workers", pressed from the keyboard: stage 03's settings, eight job workers.
+    button = explorer.locator("button.qe-try", has_text="8 job workers")
+    button.focus()
+    explorer.keyboard.press("Enter")
+    assert explorer.locator("select[name=stage]").input_value() == "kestrel"
+    assert explorer.locator("input[name=job_workers]").input_value() == "8"
+    eight = float(explorer.evaluate(figure))
+
+    # One job worker fewer, with the arrow key in the box: the model runs again and takes longer.
+    before = runs()
+    explorer.locator("input[name=job_workers]").focus()
+    explorer.keyboard.press("ArrowDown")
+    assert explorer.locator("input[name=job_workers]").input_value() == "7"
+    assert runs() == before + 1
+    assert float(explorer.evaluate(figure)) > eight
+
+    # Stage 01 in a hang, halfway through: every web worker stuck, a long listen queue.
+    explorer.locator("button.qe-reset").focus()
+    explorer.locator("select[name=stage]").select_option("naive")
+    explorer.locator("button.qe-reset").press("Enter")
+    explorer.locator(".qe-viewer .dv-scrub").fill("35")
+    web = explorer.locator(".qe-viewer .dv-slots[data-kind=web]").get_attribute("data-states")
+    assert set(web) == {"t"}, web
+    listen = int(explorer.locator(".qe-viewer dd[data-figure=listen]").get_attribute("data-value"))
+    assert listen > 50
+    screenshot_of(explorer.locator(".queue-explorer"), "explore-mid-outage.png", record_property)
+
+
+def test_without_javascript_the_explorable_shows_the_drills_still_picture(browser, site_url):
+    context = browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(site_url + "/explore/", wait_until="networkidle")
+        picture = page.locator(".queue-explorer img")
+        expect(picture).to_be_visible()
+        assert picture.evaluate("img => img.complete && img.naturalWidth") > 0
+        assert page.locator(".queue-explorer form").count() == 0
+    finally:
+        context.close()

@@ -69,6 +69,13 @@
     return emptied === null ? null : Math.max(0, emptied - outageEnd);
   }
 
+  // Requests waiting for a free web worker: only the model knows them (the drill sees no further
+  // than its clients), so a drill's panel leaves the figure out.
+  function listenAt(stage, clock) {
+    var sample = stage.listen ? lastAtOrBefore(stage.listen, clock) : null;
+    return sample ? sample[1] : null;
+  }
+
   function figuresAt(run, stage, clock) {
     var outage = outagePhase(run, stage), within = run.available_within || 1;
     var known = stage.requests.filter(function (r) { return answeredAt(run, r) <= clock; });
@@ -92,6 +99,7 @@
       errors: known.filter(function (r) { return r.outcome !== "ok"; }).length,
       tweets: slot ? slot[3] : 0,
       backlog: backlog.length ? backlog[backlog.length - 1][1] : null,
+      listen: listenAt(stage, clock),
       peak_backlog: backlog.reduce(function (peak, s) { return Math.max(peak, s[1]); }, 0),
       drain_seconds: drain,
       web: slot ? slot[1] : "",
@@ -248,6 +256,7 @@
     ["availability_during_outage", "... of those in the outage", percent],
     ["errors", "errors and timeouts", String],
     ["tweets", "tweets on Twitter", String],
+    ["listen", "listen queue now", function (v) { return v === null ? "-" : String(v); }],
     ["backlog", "backlog now", function (v) { return v === null ? "-" : String(v); }],
     ["peak_backlog", "peak backlog", String],
     ["drain_seconds", "drain time", function (v) { return v === null ? "-" : v.toFixed(1) + " s"; }],
@@ -268,7 +277,7 @@
   Viewer.prototype.build = function () {
     var self = this, root = this.root, run = this.run;
     root.textContent = "";
-    root.appendChild(el("p", { class: "dv-about" }, this.live
+    root.appendChild(el("p", { class: "dv-about" }, run.about ? run.about : this.live
       ? "Live: " + run.description + ". The stages run one after another, each on its own fake Twitter; " +
         "each panel's clock is the seconds since that stage's load began."
       : "Replay of the run above: " + run.description + ". The stages ran one after another; here they " +
@@ -379,6 +388,7 @@
       drawSlots(panel.jobs, figures.jobs);
       FIGURES.forEach(function (figure) {
         var value = figures[figure[0]], cell = panel.figures[figure[0]];
+        cell.hidden = cell.previousSibling.hidden = figure[0] === "listen" && !stage.listen;
         cell.textContent = started ? figure[2](value) : "-";
         cell.setAttribute("data-value", value === null ? "" : String(value));
       });
@@ -514,6 +524,20 @@
       if (link) viewer.replay(link.href);
     }
   }
+
+  // A run already in hand (the explorable's model), shown as a replay and paused at `clock`.
+  function show(root, run, clock) {
+    if (root.drillViewer) root.drillViewer.playing = false; // the old one's frames stop
+    var viewer = new Viewer(root);
+    root.drillViewer = viewer;
+    viewer.run = fromResults(run);
+    viewer.build();
+    viewer.seek(clock === undefined ? 0 : clock);
+    if (root.getAttribute("data-state") !== "ended") root.setAttribute("data-state", "ready");
+    return viewer;
+  }
+
+  window.DrillViewer = { show: show };
 
   function startAll() { Array.prototype.forEach.call(document.querySelectorAll(".drill-viewer"), start); }
 
