@@ -103,7 +103,7 @@ def test_several_runs_are_counted_and_each_broken_run_named():
 
 def test_the_drill_exits_non_zero_only_when_a_stage_breaks_a_promise_it_makes(tmp_path, monkeypatch):
     def drill_that_measured(outcomes):
-        def fake_run_drill(stages, scenario, scale, quick, console, refuse_duplicates, runs):
+        def fake_run_drill(stages, scenario, scale, quick, console, refuse_duplicates, runs, live_feed=None):
             return {
                 "scenario": scenario.name, "description": scenario.description,
                 "date": "2026-12-01T00:00:00+00:00",
