@@ -3,18 +3,16 @@ not do unless asked, and the shared circuit breaker, against the stage's real pr
 real Redis.
 """
 
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psutil
 import pytest
 import redis
 from rq.registry import FailedJobRegistry
 
-from lab.runtime.process import process_calling, wait_until
+from lab.runtime.process import wait_until
 from lab.runtime.redis_server import RedisServer
 
 RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
@@ -204,21 +202,6 @@ def test_rq_info_reads_the_stages_redis(site):
 
 
 # -- what RQ does not do by default -----------------------------------------------------------
-
-
-def test_without_retry_a_killed_job_is_not_retried(site, twitter, photo):
-    """RQ's default: a job whose process dies is failed, not retried, unless the job has a Retry."""
-    from twitpic.queue import JOB
-
-    queue = queue_for(site)
-    twitter.set_mode("hang")
-    job = queue.enqueue(JOB, "no-retry-1", "bob", "no second chance https://twitpic.example/p", job_timeout=60)
-    wait_until(lambda: twitter.state()["held"] == 1, timeout=10, what="the job calls Twitter")
-    horse = process_calling(site.background_worker_pids, twitter.port)
-    psutil.Process(horse).send_signal(signal.SIGKILL)
-    wait_until(lambda: job.get_status(refresh=True) == "failed", timeout=10, what="the job failed")
-    twitter.set_mode("up")
-    assert twitter.tweets_starting_with(["no second chance"], idle=site.idle)["no second chance"] == []
 
 
 def test_a_failed_job_can_be_requeued_from_the_failed_registry(site, twitter):
