@@ -24,7 +24,8 @@
   };
   var FAILED = "#d62728";
   var OUTAGE = "rgba(244, 162, 97, 0.25)";
-  var STATES = { i: "idle", b: "serving a page", t: "waiting on Twitter" };
+  // A worker's state: the drill samples the first three; the model also knows the fourth.
+  var STATES = { i: "idle", b: "serving a page", t: "waiting on Twitter", h: "held back (backing off, breaker open, restarting)" };
   var LATENCY_MIN = 0.001, LATENCY_MAX = 10; // seconds, the log axis's ends
   var SPEEDS = [1, 2, 5, 10, 20];
 
@@ -76,14 +77,18 @@
     return sample ? sample[1] : null;
   }
 
-  function figuresAt(run, stage, clock) {
+  function figuresAt(run, stage, clock, waiting) {
     var outage = outagePhase(run, stage), within = run.available_within || 1;
     var known = stage.requests.filter(function (r) { return answeredAt(run, r) <= clock; });
-    var views = known.filter(function (r) { return r.kind === "view"; });
+    // A page view counts once its second is up: answered within it, or not. One still waiting
+    // then counts as not answered, so the figure never runs ahead of what a visitor saw.
+    var due = function (start) { return start + within <= clock; };
+    var views = known.filter(function (r) { return r.kind === "view" && due(r.start); });
+    var late = (waiting || []).filter(function (w) { return w[0] === "view" && due(w[1]); });
     var ok = function (r) { return r.outcome === "ok" && r.latency <= within; };
-    var outageViews = outage ? views.filter(function (r) {
-      return outage.start <= r.start && r.start < outage.end;
-    }) : [];
+    var inOutage = function (start) { return !!outage && outage.start <= start && start < outage.end; };
+    var outageViews = views.filter(function (r) { return inOutage(r.start); });
+    var outageLate = late.filter(function (w) { return inOutage(w[1]); }).length;
     var backlog = stage.backlog.filter(function (s) { return s[0] <= clock; });
     var slot = lastAtOrBefore(stage.slots, clock);
     var ended = stage.done && clock >= lastSampleTime(stage);
@@ -94,8 +99,9 @@
       drain = drainFromBacklog(backlog, outage.end);
     }
     return {
-      answered_so_far: views.length ? views.filter(ok).length / views.length : null,
-      availability_during_outage: outageViews.length ? outageViews.filter(ok).length / outageViews.length : null,
+      answered_so_far: views.length + late.length ? views.filter(ok).length / (views.length + late.length) : null,
+      availability_during_outage: outageViews.length + outageLate
+        ? outageViews.filter(ok).length / (outageViews.length + outageLate) : null,
       errors: known.filter(function (r) { return r.outcome !== "ok"; }).length,
       tweets: slot ? slot[3] : 0,
       backlog: backlog.length ? backlog[backlog.length - 1][1] : null,
@@ -182,7 +188,7 @@
     c.lineTo(area.width, y(run.client_timeout));
     c.stroke();
     c.setLineDash([]);
-    c.fillText("gave up", area.width - 2, y(run.client_timeout) - 3);
+    c.fillText("gave up (" + run.client_timeout + " s)", area.width - 2, y(run.client_timeout) - 3);
     waiting.forEach(function (w) { // hollow: still waiting, as high as it has waited so far
       c.strokeStyle = (KINDS[w[0]] || KINDS.view).color;
       c.beginPath();
@@ -249,17 +255,18 @@
     holder.setAttribute("data-states", states);
   }
 
-  function percent(value) { return value === null ? "-" : Math.round(value * 100) + " %"; }
+  // Rounded as the drill's table rounds (report.py): to 4 places, then shown as a whole percent.
+  function percent(value) { return value === null ? "-" : (Math.round(value * 1e4) / 100).toFixed(0) + " %"; }
 
   var FIGURES = [ // [key, label, format]
-    ["answered_so_far", "views answered in 1 s", percent],
-    ["availability_during_outage", "... of those in the outage", percent],
+    ["answered_so_far", "page views answered within 1 s, so far", percent],
+    ["availability_during_outage", "... of those started in the outage", percent],
     ["errors", "errors and timeouts", String],
     ["tweets", "tweets on Twitter", String],
     ["listen", "listen queue now", function (v) { return v === null ? "-" : String(v); }],
     ["backlog", "backlog now", function (v) { return v === null ? "-" : String(v); }],
     ["peak_backlog", "peak backlog", String],
-    ["drain_seconds", "drain time", function (v) { return v === null ? "-" : v.toFixed(1) + " s"; }],
+    ["drain_seconds", "drain time", function (v) { return v === null ? "-" : (Math.round(v * 100) / 100).toFixed(1) + " s"; }],
   ];
 
   // -- one viewer -------------------------------------------------------------------------------
@@ -277,11 +284,13 @@
   Viewer.prototype.build = function () {
     var self = this, root = this.root, run = this.run;
     root.textContent = "";
+    var scale = run.time_scale && run.time_scale !== 1
+      ? " At time scale " + run.time_scale + " every duration is " + run.time_scale + " times the story's." : "";
     root.appendChild(el("p", { class: "dv-about" }, run.about ? run.about : this.live
-      ? "Live: " + run.description + ". The stages run one after another, each on its own fake Twitter; " +
-        "each panel's clock is the seconds since that stage's load began."
-      : "Replay of the run above: " + run.description + ". The stages ran one after another; here they " +
-        "play side by side, each at the same second of its own load."));
+      ? "Live: " + run.description + "." + scale + " The stages run one after another, each on its own " +
+        "fake Twitter; each panel's clock is the seconds since that stage's load began."
+      : "Replay of the run above: " + run.description + "." + scale + " The stages ran one after another; " +
+        "here they play side by side, each at the same second of its own load."));
     if (!this.live) {
       var controls = el("div", { class: "dv-controls" });
       this.playButton = el("button", { type: "button", class: "dv-play" }, "Play");
@@ -319,7 +328,9 @@
     legend.appendChild(el("span", { class: "dv-key dv-key-timeout" }, "gave up"));
     legend.appendChild(el("span", { class: "dv-key dv-key-error" }, "error"));
     legend.appendChild(el("span", { class: "dv-key dv-key-outage" }, "outage"));
+    var model = this.run.model;
     Object.keys(STATES).forEach(function (state) {
+      if (state === "h" && !model) return; // only the model knows why a worker waits
       var key = el("span", { class: "dv-key" });
       key.appendChild(el("span", { class: "dv-slot", "data-state": state }));
       key.appendChild(document.createTextNode(" " + STATES[state]));
@@ -337,7 +348,9 @@
     section.appendChild(el("div", { class: "dv-caption" }, "every request: when it started, how long it took"));
     var latency = el("canvas", { class: "dv-latency", role: "img", "aria-label": name + ": latency of every request" });
     section.appendChild(latency);
-    section.appendChild(el("div", { class: "dv-caption" }, "backlog: jobs waiting"));
+    // Stage 01 has no queue: the drill counts its calls held at Twitter instead.
+    section.appendChild(el("div", { class: "dv-caption" }, name.indexOf("01-naive") >= 0
+      ? "calls held at Twitter (no queue), on every stage's scale" : "backlog: jobs waiting, on every stage's scale"));
     var backlog = el("canvas", { class: "dv-backlog", role: "img", "aria-label": name + ": backlog over time" });
     section.appendChild(backlog);
     var web = el("div", { class: "dv-slots", "data-kind": "web" });
@@ -383,7 +396,7 @@
       var waiting = started ? waitingAt(run, stage, clock, self.live) : [];
       drawLatency(panel.latency, run, stage, started ? clock : -1, span, waiting);
       drawBacklog(panel.backlog, run, stage, started ? clock : -1, span, top);
-      var figures = figuresAt(run, stage, clock);
+      var figures = figuresAt(run, stage, clock, waiting);
       drawSlots(panel.web, figures.web);
       drawSlots(panel.jobs, figures.jobs);
       FIGURES.forEach(function (figure) {

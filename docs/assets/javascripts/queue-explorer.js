@@ -123,6 +123,7 @@
     root.appendChild(form);
     this.viewer = root.appendChild(el("div", { class: "drill-viewer qe-viewer" }));
     var table = el("table", { class: "qe-figures" }), body = el("tbody");
+    table.appendChild(el("caption", {}, "The whole run, counted by the model"));
     this.cells = {};
     FIGURES.forEach(function (figure) {
       var row = el("tr");
@@ -151,6 +152,7 @@
       about: "The model, " + settings.outage + " for " + settings.outage_seconds + " s. Play it, or drag to any " +
         "moment; change a setting and the same moment shows the new run.",
       description: "the model",
+      model: true,
       phases: model.phases,
       client_timeout: model.settings.client_timeout,
       available_within: model.settings.available_within,

@@ -261,8 +261,11 @@
     function sample() {
       var t = Math.round(now * 1000) / 1000;
       backlogSamples.push([t, backlog]);
-      slotSamples.push([t, web.map(function (w) { return w.state === "dead" ? "b" : w.state; }).join(""),
-        workers.map(function (w) { return w.state; }).join(""), tweets]);
+      var breakerOpen = s.stage === "rq" && now < breaker.openUntil;
+      slotSamples.push([t, web.map(function (w) { return w.state === "dead" ? "h" : w.state; }).join(""),
+        workers.map(function (w) {  // held back: a job worker backing off (03) or stopped by the breaker (04)
+          return w.state === "i" && ((s.stage === "kestrel" && w.asleep) || breakerOpen) ? "h" : w.state;
+        }).join(""), tweets]);
       listenSamples.push([t, listen.length]);
       var settled = now >= loadEnd && backlog === 0 && listen.length === 0 &&
         web.every(function (w) { return w.state === "i"; });
