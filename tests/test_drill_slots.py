@@ -24,8 +24,7 @@ def running(stage_name: str, twitter, tmp_path, job_workers: int = 2):  # noqa: 
     started = start_stage(Stage.find(stage_name), env, skip=frozenset({"twitter"}))
     processes = {process.name.split(":")[1]: process for process in started}
     try:
-        supervisor = processes.get("worker")
-        pids = job_worker_pids(supervisor.pid, env, set(processes)) if supervisor else None
+        pids = job_worker_pids(processes)
         yield SiteClient(f"http://127.0.0.1:{env['WEB_PORT']}"), slots_probe(processes["web"].pid, pids, env)
     finally:
         stop_all(list(processes.values()))

@@ -1,30 +1,29 @@
-"""`workbook bench rq-recovery [--quick] [--out DIR]`: how long a killed RQ worker's job waits.
+"""`workbook bench rq-recovery [--quick] [--out DIR]`: how long a killed job worker's tweet waits.
 
-An RQ worker is killed with SIGKILL, its work horse with it, while the job it runs waits on
-Twitter. Then Twitter answers again, and the clock runs until the tweet is on the fake Twitter.
-Two setups, side by side in one run, each with two workers, its own Redis and its own Twitter:
+A job worker is killed with SIGKILL while the tweet it posts waits on a hung Twitter; Twitter
+answers again at once, and the clock runs until the tweet is on the fake Twitter. Three setups,
+side by side in one run, each a whole stage from its Procfile with its own Twitter:
 
-- stage 04's worker command (`python -m twitpic.worker`): its supervisor sees the worker die and
-  hands the worker's jobs to RQ's abandoned-job handling at once;
-- RQ alone: two `rq worker --with-scheduler` processes, with the stage's worker class. The
-  surviving worker finds the job only when the job's heartbeat has run out (the job timeout, at
-  most 30 s, plus 60 s) and its next maintenance pass comes round. An idle worker waits in a
-  blocking pop for the worker TTL less 15 s and runs maintenance only when it wakes: by RQ's
-  defaults (TTL 420 s, maintenance every 600 s) that is up to 7 minutes. Here both are cut to
-  the maintenance interval, 60 s (10 s with --quick), so that the run ends in minutes.
+- `03-worker-killed`: stage 03's job worker. Kestrel gives the open item back the moment the job
+  worker's connection closes (a reliable read), and another job worker takes it.
+- `04-worker-killed`: one of stage 04's RQ job workers, not its work horse. The horse runs in a
+  process group of its own and lives on: it gives the call up at its read timeout and asks RQ to
+  try again; RQ's scheduler puts the job back within a second.
+- `04-crash`: the RQ job worker and its horse together, as a machine that dies takes both. Nobody
+  is left to say the job ended: RQ counts it abandoned when its heartbeat has run out (60 s after
+  the last one, plus the smaller of the job's timeout and the job monitoring interval), at the
+  next maintenance pass of a living job worker, and runs it again: its crash retry.
 
-The stage's code runs only in processes started in the stage's folder, so the lab never imports
-the stage's `twitpic` package itself.
+The time scale shrinks the story's durations (Twitter's timeouts, RQ's monitoring and maintenance
+intervals) but not RQ's 60 s, which no setting changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,143 +33,114 @@ from pathlib import Path
 
 import psutil
 
-from lab.runtime.process import (
-    ManagedProcess,
-    descendants,
-    free_port,
-    process_calling,
-    wait_until,
-)
-from lab.runtime.redis_server import RedisServer
-from lab.runtime.stages import STEPS_DIR
+from lab.runtime.process import connects_to, free_port, process_calling, wait_until
+from lab.runtime.stages import Stage
 from lab.runtime.timescale import ENV_VAR as TIME_SCALE_ENV
-from lab.runtime.timescale import whole_seconds
-from lab.runtime.up import stage_environment
+from lab.runtime.timescale import story_settings
+from lab.runtime.up import stage_environment, start_stage, stop_all
+from lab.testing.site_client import SiteClient
 from lab.twitter import FakeTwitter
 
-STAGE_DIR = STEPS_DIR / "04-rq"
-SETUPS = ("supervisor", "rq-alone")
+SETUPS = ("03-worker-killed", "04-worker-killed", "04-crash")
 DESCRIPTIONS = {
-    "supervisor": "stage 04's worker command: the supervisor hands the job back at once",
-    "rq-alone": "rq worker --with-scheduler: found at heartbeat's end and a maintenance pass",
+    "03-worker-killed": "Kestrel reopens the item when the connection drops",
+    "04-worker-killed": "the horse lives on, gives the call up, and RQ tries again",
+    "04-crash": "RQ finds the job abandoned when its heartbeat runs out",
 }
-WORKERS = 2
-RQ_DEFAULT_MAINTENANCE_S = 600
-RQ_DEFAULT_WORKER_TTL_S = 420
-
-# Run in the stage's folder: create the site's tables and queue one tweet the stage's own way.
-ENQUEUE_ONE = """
-import sys
-from twitpic.db import init_db
-from twitpic.queue import connect, enqueue_tweet, tweets_queue
-from twitpic.settings import settings_from_environment
-settings = settings_from_environment()
-init_db(settings["DATABASE_URL"])
-enqueue_tweet(tweets_queue(connect(settings["REDIS_URL"])), "bob", sys.argv[1], settings["TIME_SCALE"])
-"""
+JOB_WORKERS = 2
+RQ_HEARTBEAT_GRACE_S = 60  # RQ's get_heartbeat_ttl adds it to every job heartbeat
+RQ_SCHEDULER_INTERVAL_S = 1
 
 
-def job_timeout(time_scale: float) -> int:
-    return whole_seconds(20, time_scale)  # as stage 04's enqueue_tweet sets it (JOB_TIMEOUT)
+def rq_bound(time_scale: float, job_timeout: int) -> dict[str, float]:
+    """How long RQ may take, by the settings the lab gives stage 04 at this scale."""
+    story = story_settings(time_scale)
+    call = float(story["TWITPIC_TWITTER_CONNECT_TIMEOUT"]) + float(story["TWITPIC_TWITTER_READ_TIMEOUT"])
+    retry = 1.5 * float(story["TWITPIC_RETRY_FIRST"]) + RQ_SCHEDULER_INTERVAL_S
+    heartbeat = min(job_timeout, int(story["RQ_JOB_MONITORING_INTERVAL"])) + RQ_HEARTBEAT_GRACE_S
+    # A living job worker cleans up every maintenance interval, if it is awake: an idle one waits
+    # for a job for its worker TTL less 15 s before it looks again.
+    maintenance = max(int(story["RQ_MAINTENANCE_INTERVAL"]), int(story["RQ_WORKER_TTL"]) - 15)
+    return {
+        "04-worker-killed": call + retry,
+        "04-crash": heartbeat + maintenance + retry,
+    }
 
 
-def heartbeat_seconds(time_scale: float) -> int:
-    """How long RQ keeps a started job before it counts as abandoned (RQ's get_heartbeat_ttl)."""
-    return min(job_timeout(time_scale), 30) + 60
-
-
-def worker_processes(setup: str, env: dict, redis_url: str, maintenance_s: int) -> list[ManagedProcess]:
-    if setup == "supervisor":
-        argv = [sys.executable, "-m", "twitpic.worker", "--workers", str(WORKERS),
-                "--maintenance-interval", str(maintenance_s)]
-        return [ManagedProcess("worker", argv, cwd=STAGE_DIR, env=env)]
-    rq = str(Path(sys.executable).with_name("rq"))
-    argv = [rq, "worker", "--with-scheduler", "--serializer", "json",
-            "--worker-class", "twitpic.worker.TweetWorker",
-            "--maintenance-interval", str(maintenance_s),
-            "--worker-ttl", str(maintenance_s + 15),  # an idle worker wakes every maintenance_s
-            "--url", redis_url, "tweets"]
-    return [ManagedProcess(f"rq-worker-{n}", argv, cwd=STAGE_DIR, env=env) for n in range(WORKERS)]
-
-
-def measure(setup: str, time_scale: float, maintenance_s: int, scratch: Path) -> dict:
-    """Kill the worker whose job waits on Twitter; seconds until the tweet is posted."""
+def measure(setup: str, time_scale: float, scratch: Path) -> dict:
+    """Kill the job worker whose tweet waits on Twitter; seconds until the tweet is posted."""
+    stage = Stage.find(setup[:2])
     folder = scratch / setup
-    marker = f"killed worker {uuid.uuid4().hex[:8]}"  # the ledger is searched by this prefix
-    redis_server = RedisServer(folder / "redis").start()
-    twitter = FakeTwitter.start(latency_ms=(50, 50), mode="hang", time_scale=1.0)
-    workers: list[ManagedProcess] = []
+    marker = f"killed {uuid.uuid4().hex[:8]}"  # the ledger is searched by this prefix
+    twitter = FakeTwitter.start(latency_ms=(50, 50), time_scale=1.0)
+    processes = []
     try:
         env = stage_environment(
-            data_dir=folder / "data", workers=1, web_port=free_port(),
-            twitter_port=twitter.port, twitter_control_port=twitter.control_port,
+            data_dir=folder / "data", workers=1, web_port=free_port(), twitter_port=twitter.port,
+            twitter_control_port=twitter.control_port, kestrel_port=free_port(), redis_port=free_port(),
         )
-        env.update(REDIS_URL=redis_server.url, **{TIME_SCALE_ENV: str(time_scale)})
-        subprocess.run([sys.executable, "-c", ENQUEUE_ONE, f"{marker} https://twitpic.example/p"],
-                       cwd=STAGE_DIR, env={**os.environ, **env},
-                       check=True, capture_output=True, timeout=60)
-        workers = [process.start() for process in worker_processes(setup, env, redis_server.url, maintenance_s)]
-        wait_until(lambda: twitter.state()["held"] == 1, timeout=30, what="the job calls Twitter")
-        horse = psutil.Process(process_calling(  # the work horse in its call
-            lambda: [child.pid for worker in workers for child in descendants(worker.pid)], twitter.port))
-        worker = horse.parent()
-        worker.send_signal(signal.SIGKILL)  # the whole worker, as the out-of-memory killer would
-        horse.send_signal(signal.SIGKILL)
+        env.update(WORKER_COUNT=str(JOB_WORKERS), **{TIME_SCALE_ENV: repr(time_scale)})
+        processes = start_stage(stage, env, skip=frozenset({"twitter"}))
+        site = SiteClient(f"http://127.0.0.1:{env['WEB_PORT']}")
+        photo = site.new_photo()
+        twitter.set_mode("hang")
+        assert site.comment(photo, marker).status_code == 303
+
+        def job_worker_family() -> list[int]:
+            return [pid for process in processes if ":worker" in process.name
+                    for pid in (process.pid, *(child.pid for child in psutil.Process(process.pid).children()))]
+
+        caller = psutil.Process(process_calling(job_worker_family, twitter.port, timeout=30))
+        if setup.startswith("04"):
+            worker, horse = caller.parent(), caller
+            worker.send_signal(signal.SIGKILL)  # the job worker...
+            if setup == "04-crash":
+                horse.send_signal(signal.SIGKILL)  # ...and its work horse with it
+        else:
+            caller.send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        wait_until(lambda: twitter.state()["held"] == 0, timeout=10, what="the call dropped")
+        if setup != "04-worker-killed":
+            wait_until(lambda: not connects_to(caller.pid, twitter.port), timeout=10, what="the call dropped")
+        else:  # the horse holds its call until its read timeout: let the next try through
+            wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) >= 1, timeout=60,
+                       what="the call given up")
         twitter.set_mode("up")
-        limit = heartbeat_seconds(time_scale) + maintenance_s + 60
-        wait_until(lambda: twitter.tweets_starting_with([marker])[marker], timeout=limit, interval=0.05,
+        wait_until(lambda: twitter.tweets_starting_with([marker])[marker], timeout=300, interval=0.05,
                    what=f"the tweet posted ({setup})")
         recovered = time.monotonic() - killed
         time.sleep(1)  # room for a second post, if there were going to be one
         posted = len(twitter.tweets_starting_with([marker])[marker])
     finally:
-        for process in workers:
-            process.stop()
+        stop_all(processes)
+        for process in processes:
             process.remove_log()
         twitter.stop()
-        redis_server.stop()
-    return {
-        "setup": setup,
-        "recovery_s": round(recovered, 2),
-        "posted": posted,
-        "heartbeat_s": heartbeat_seconds(time_scale),
-        "maintenance_interval_s": maintenance_s,
-        "time_scale": time_scale,
-    }
+    return {"setup": setup, "recovery_s": round(recovered, 2), "posted": posted, "time_scale": time_scale}
 
 
-def format_table(rows: list[dict]) -> str:
-    by_setup = {row["setup"]: row for row in rows}
-    first = rows[0]
+def format_table(rows: list[dict], bounds: dict[str, float]) -> str:
+    story = story_settings(rows[0]["time_scale"])
     lines = [
-        f"rq-recovery: a worker killed with SIGKILL while its job waits on Twitter; {WORKERS} workers; "
-        f"job heartbeat {first['heartbeat_s']} s; idle workers wake and clean up every "
-        f"{first['maintenance_interval_s']} s (RQ's defaults: {RQ_DEFAULT_WORKER_TTL_S - 15} s and "
-        f"{RQ_DEFAULT_MAINTENANCE_S} s)",
-        f"{'setup':<12} {'recovered in':>13} {'posted':>7}  how",
+        f"rq-recovery: a job worker killed with SIGKILL while its tweet waits on a hung Twitter; "
+        f"{JOB_WORKERS} job workers; time scale {rows[0]['time_scale']:g} (RQ's job monitoring every "
+        f"{story['RQ_JOB_MONITORING_INTERVAL']} s, maintenance every {story['RQ_MAINTENANCE_INTERVAL']} s)",
+        f"{'setup':<17} {'recovered in':>13} {'bound':>8} {'posted':>7}  how",
     ]
     for row in rows:
-        lines.append(
-            f"{row['setup']:<12} {row['recovery_s']:>11.1f} s {row['posted']:>7}  {DESCRIPTIONS[row['setup']]}"
-        )
-    if {"supervisor", "rq-alone"} <= by_setup.keys() and by_setup["supervisor"]["recovery_s"] > 0:
-        ratio = by_setup["rq-alone"]["recovery_s"] / by_setup["supervisor"]["recovery_s"]
-        lines.append(f"rq alone takes {ratio:.0f}x as long as the supervisor")
+        bound = f"{bounds[row['setup']]:.0f} s" if row["setup"] in bounds else "-"
+        lines.append(f"{row['setup']:<17} {row['recovery_s']:>11.1f} s {bound:>8} {row['posted']:>7}  "
+                     f"{DESCRIPTIONS[row['setup']]}")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbook bench rq-recovery",
-        description="How long a job waits after its RQ worker is killed: stage 04's supervisor "
-        "against plain `rq worker`, side by side.",
+        description="How long a tweet waits after its job worker is killed: stage 03's reliable read "
+        "against RQ's own recovery in stage 04, with the horse alive and with both killed, side by side.",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="time scale 0.1 and maintenance every 10 s (about 75 s instead of 2-3 min)")
-    parser.add_argument("--maintenance-interval", type=int, default=None,
-                        help="seconds between RQ's registry clean-ups (default 60, 10 with --quick)")
+                        help="time scale 0.1 (about 75 s instead of 2-3 min: RQ's 60 s does not shrink)")
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"which setups (default {','.join(SETUPS)})")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write DIR/rq-recovery.json and DIR/rq-recovery.txt")
@@ -185,18 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not setups:
         parser.error(f"--setups takes some of {', '.join(SETUPS)}")
     time_scale = 0.1 if args.quick else 1.0
-    maintenance_s = args.maintenance_interval or (10 if args.quick else 60)
-    if maintenance_s < 1:
-        parser.error("--maintenance-interval must be at least 1")
-    print(f"killing a worker mid-job in {len(setups)} setup(s), side by side; "
-          f"at most {heartbeat_seconds(time_scale) + maintenance_s} s", flush=True)
+    bounds = rq_bound(time_scale, stage_job_timeout(time_scale))
+    print(f"killing a job worker mid-call in {len(setups)} setup(s), side by side; "
+          f"at most {max(bounds.values()):.0f} s", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="rq-recovery-bench-"))
     try:
         with ThreadPoolExecutor(len(setups)) as pool:
-            rows = list(pool.map(lambda setup: measure(setup, time_scale, maintenance_s, scratch), setups))
+            rows = list(pool.map(lambda setup: measure(setup, time_scale, scratch), setups))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    table = format_table(rows)
+    for row in rows:
+        row["bound_s"] = round(bounds[row["setup"]], 1) if row["setup"] in bounds else None
+    table = format_table(rows, bounds)
     print(table)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -204,6 +174,20 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "rq-recovery.txt").write_text(table + "\n")
         print(f"wrote {args.out / 'rq-recovery.json'} and {args.out / 'rq-recovery.txt'}")
     return 0 if all(row["posted"] == 1 for row in rows) else 1
+
+
+def stage_job_timeout(time_scale: float) -> int:
+    """Stage 04's job timeout at this scale, as its settings compute it (in the stage's folder:
+    the lab never imports the stage's `twitpic` package itself)."""
+    import os
+    import subprocess
+
+    stage = Stage.find("04")
+    env = {**os.environ, **stage.environment({TIME_SCALE_ENV: repr(time_scale)})}
+    code = "from twitpic.settings import settings_from_environment as s; print(s()['JOB_TIMEOUT'])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=stage.path, env=env, capture_output=True,
+                            text=True, check=True, timeout=60)
+    return int(result.stdout)
 
 
 if __name__ == "__main__":

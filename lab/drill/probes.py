@@ -12,15 +12,13 @@ def backlog_probe(processes: set[str], env: dict, twitter):
     """A function returning the stage's backlog now: jobs waiting, or calls stuck in flight."""
     if "redis" in processes:
         import redis
+        from rq import Queue
 
-        connection = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=2)
+        queue = Queue("tweets", connection=redis.Redis.from_url(env["REDIS_URL"], socket_timeout=2))
 
-        def rq_backlog() -> int:  # queued, waiting for a retry, or running
-            with connection.pipeline() as pipe:
-                pipe.llen("rq:queue:tweets")
-                pipe.zcard("rq:scheduled:tweets")
-                pipe.zcard("rq:wip:tweets")
-                return sum(pipe.execute())
+        def rq_backlog() -> int:  # queued, waiting to be tried again, or running (RQ's own counts)
+            return (queue.count + queue.scheduled_job_registry.get_job_count(cleanup=False)
+                    + queue.started_job_registry.get_job_count(cleanup=False))
 
         return rq_backlog
     if "kestrel" in processes:

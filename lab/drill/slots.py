@@ -1,7 +1,7 @@
 """What each web worker and each job worker is doing right now, seen from outside, as `lsof` would.
 
-A web worker is one of gunicorn's worker processes; a job worker is one the stage's job-worker
-command supervises (for stage 04, an RQ worker, whose job runs in a forked work horse). Each is:
+A web worker is one of gunicorn's worker processes; a job worker is one of the stage's job-worker
+processes (for stage 04, an `rq worker`, whose job runs in a forked work horse). Each is:
 
 - `t`: waiting on Twitter (it, or its work horse, holds a connection to Twitter's API port);
 - `b`: busy with something else (a web worker holding a browser's connection);
@@ -14,9 +14,13 @@ workers, two stuck on Twitter.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from lab.runtime.process import ManagedProcess
 
 IDLE, BUSY, ON_TWITTER = "i", "b", "t"
 
@@ -124,18 +128,13 @@ def slots_probe(
     return probe
 
 
-def job_worker_pids(supervisor_pid: int, env: dict, processes: set[str]) -> Callable[[], list[int]]:
-    """The job workers' pids, in a steady order. Stage 04's supervisor also runs RQ's scheduler,
-    which is no job worker: there, the pids are the ones the RQ workers registered in Redis."""
-    if "redis" in processes:
-        import redis
-
-        connection = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=2)
-
-        def rq_workers() -> list[int]:
-            keys = sorted(connection.smembers("rq:workers:tweets"))
-            pids = [connection.hget(key, "pid") for key in keys]
-            return [int(pid) for pid in pids if pid is not None]
-
-        return rq_workers
-    return lambda: [child.pid for child in _children(supervisor_pid)]
+def job_worker_pids(processes: Mapping[str, "ManagedProcess"]) -> Callable[[], list[int]] | None:
+    """The job workers' pids, in a steady order, read anew each time (a process manager may have
+    started one again): each `worker.N` process where the Procfile runs one job worker per
+    process (stage 04's `rq worker`), else the children of the one `worker` process. None for a
+    stage with no job workers."""
+    if any(name.startswith("worker.") for name in processes):
+        return lambda: [processes[name].pid for name in sorted(processes) if name.startswith("worker.")]
+    if "worker" in processes:
+        return lambda: [child.pid for child in _children(processes["worker"].pid)]
+    return None

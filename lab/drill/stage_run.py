@@ -24,7 +24,7 @@ from lab.drill.slots import job_worker_pids, slots_probe
 from lab.runtime.process import ManagedProcess, free_port
 from lab.runtime.stages import Stage
 from lab.runtime.timescale import whole_seconds
-from lab.runtime.up import stage_environment, start_stage
+from lab.runtime.up import restart_exited, stage_environment, start_stage
 from lab.testing.site_client import SiteClient
 from lab.twitter import FakeTwitter
 
@@ -39,7 +39,7 @@ DRAIN_BOUND = 120.0
 QUIET_FOR = 3.0  # seconds with an empty backlog and no new tweet that count as drained
 REQUEST_MARGIN = 1.0  # seconds: a request begun this long before the queue died may still enqueue after
 REDIS_FORGETS_REASON = (
-    "queued in a Redis that keeps nothing on disk (the stage's default; REDIS_PERSISTENCE=--appendonly keeps it)"
+    "queued in a Redis that keeps nothing on disk (REDIS_APPENDFSYNC=off; the stage's default keeps them)"
 )
 QUEUE_DOWN_REASON = (
     "made while the queue server was down: the comment is saved, its tweet cannot be queued "
@@ -48,7 +48,13 @@ QUEUE_DOWN_REASON = (
 
 
 def kill_a_worker(stage: Stage, processes: dict[str, ManagedProcess]) -> str:
-    """SIGKILL one background worker (stage 01 has none: one of its web workers)."""
+    """SIGKILL one job worker (stage 01 has none: one of its web workers). A stage whose Procfile
+    runs one job worker per process (stage 04: `rq worker`) loses that process; where one process
+    runs several (`--workers N`), one of its children."""
+    own = sorted(name for name in processes if name.startswith("worker."))
+    if own:
+        processes[own[0]].signal(signal.SIGKILL)
+        return f"killed {own[0]} process {processes[own[0]].pid}"
     owner = processes.get("worker") or processes["web"]
     children = psutil.Process(owner.pid).children()
     if not children:
@@ -111,13 +117,14 @@ class StageRun:
             self.processes[process.name.split(":")[1]] = process
         site = SiteClient(f"http://127.0.0.1:{self.env['WEB_PORT']}")
         self.probe = backlog_probe(set(self.processes), self.env, self.twitter)
-        supervisor = self.processes.get("worker")
-        job_pids = job_worker_pids(supervisor.pid, self.env, set(self.processes)) if supervisor else None
-        self.slots_probe = slots_probe(self.processes["web"].pid, job_pids, self.env)
+        self.slots_probe = slots_probe(self.processes["web"].pid, job_worker_pids(self.processes), self.env)
         label = f"{self.stage.name} {os.getpid()} {time.time():.0f}"
         self.load = Load(site, site.new_photo(), label=label, rates=rates(self.scale))
 
     def sample(self, phase: str) -> None:
+        # A process manager starts again a job worker that exited (RQ's quit when Redis goes away).
+        for restarted in restart_exited(self.stage, self.env, self.processes):
+            self.events.append([round(self.load.now(), 3), f"started {restarted} again"])
         load = self.load
         now = round(load.now(), 3)
         tweets = self.twitter.stats()["accepted"]
@@ -227,7 +234,7 @@ class StageRun:
         down is saved, but its tweet cannot be queued: the two writes of chapter 05, a limit every
         stage with a queue server has. And a Redis that keeps nothing on disk (stage 04's default)
         loses every job queued in it."""
-        forgets = "redis" in self.processes and not self.env.get("REDIS_PERSISTENCE")
+        forgets = "redis" in self.processes and self.env.get("REDIS_APPENDFSYNC") == "off"
         down_from, back_at = self.queue_down
         return {
             r.tweet: (REDIS_FORGETS_REASON if forgets and r.start < down_from else QUEUE_DOWN_REASON)

@@ -214,8 +214,14 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 _signal_group(self.pid, signal.SIGKILL)
                 self.popen.wait()
-        # The leader is gone; its children may not be (a worker that ignored SIGTERM).
+        # The leader is gone; its children may not be (a worker that ignored SIGTERM, or one in a
+        # process group of its own, as RQ's work horses are).
         _signal_group(self.pid, signal.SIGKILL)
+        for child in family:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
         _wait_gone(family)
         _running.discard(self)
         return self.popen.returncode

@@ -2,8 +2,9 @@
 
 Always on 127.0.0.1 and a port of our choosing, never the machine's own Redis, and always stopped
 explicitly (`SHUTDOWN NOSAVE` for throwaway instances) so that no server outlives its test.
-Persistence is a choice: none (the queue lives in memory only) or an append-only file (AOF)
-synced on every write.
+Persistence is a choice: an append-only file (AOF) synced to disk every second (`everysec`, what
+stage 04 runs), or on every write (`always`), or none at all (`off`: the queue lives in memory
+only). Whatever the choice, Redis never evicts a key to make room: full, it refuses new writes.
 """
 
 from __future__ import annotations
@@ -49,15 +50,25 @@ def redis_server_binary() -> str:
     )
 
 
-def redis_argv(binary: str, port: int, data_dir: Path, appendonly: bool, host: str = LOCALHOST) -> list[str]:
+APPENDFSYNC = ("everysec", "always", "off")  # "off": no append-only file at all
+MAXMEMORY = "256mb"
+
+
+def redis_argv(
+    binary: str, port: int, data_dir: Path, appendfsync: str, host: str = LOCALHOST, maxmemory: str = MAXMEMORY,
+) -> list[str]:
+    if appendfsync not in APPENDFSYNC:
+        raise ValueError(f"appendfsync is one of {', '.join(APPENDFSYNC)}, not {appendfsync!r}")
+    aof = ["--appendonly", "no"] if appendfsync == "off" else ["--appendonly", "yes", "--appendfsync", appendfsync]
     return [
         binary,
         "--port", str(port),
         "--bind", host,
         "--dir", str(data_dir),
         "--save", "",  # no RDB snapshots: persistence, if any, is the AOF alone
-        "--appendonly", "yes" if appendonly else "no",
-        "--appendfsync", "always",  # with AOF on: each write is on disk before Redis answers
+        *aof,
+        "--maxmemory", maxmemory,
+        "--maxmemory-policy", "noeviction",  # full: refuse writes, never delete a queued job
         "--daemonize", "no",
         "--logfile", "",  # to stdout, which the lab captures
     ]
@@ -67,11 +78,11 @@ class RedisServer:
     """A Redis server process: `with RedisServer(data_dir) as redis: ... redis.url`."""
 
     def __init__(
-        self, data_dir: Path, *, port: int | None = None, appendonly: bool = False, binary: str | None = None,
+        self, data_dir: Path, *, port: int | None = None, appendfsync: str = "off", binary: str | None = None,
     ):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
-        self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.binary = binary or redis_server_binary()
         self.process: ManagedProcess | None = None
 
@@ -95,7 +106,7 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = redis_argv(self.binary, self.port, self.data_dir, self.appendonly)
+        argv = redis_argv(self.binary, self.port, self.data_dir, self.appendfsync)
         self.process = ManagedProcess("redis", argv, port=self.port, ready=self.answers).start()
         return self
 
@@ -132,7 +143,7 @@ class RedisServer:
         self.stop()
 
 
-def run_redis(port: int, data_dir: Path, appendonly: bool) -> int:
+def run_redis(port: int, data_dir: Path, appendfsync: str, maxmemory: str = MAXMEMORY) -> int:
     """`workbook redis`: become redis-server (exec), so that signals reach Redis itself."""
     try:
         binary = redis_server_binary()
@@ -140,6 +151,6 @@ def run_redis(port: int, data_dir: Path, appendonly: bool) -> int:
         print(f"workbook redis: {error}", file=sys.stderr)
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = redis_argv(binary, port, data_dir, appendonly)
+    argv = redis_argv(binary, port, data_dir, appendfsync, maxmemory=maxmemory)
     os.execv(binary, argv)
     return 0  # not reached

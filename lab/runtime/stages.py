@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.runtime.process import LOCALHOST, ManagedProcess, ProcessError
+from lab.runtime.timescale import ENV_VAR, parse_time_scale, story_settings, time_scale
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEPS_DIR = REPO_ROOT / "steps"
@@ -78,7 +79,7 @@ class Stage:
         if command is None:
             return
         result = subprocess.run(
-            ["sh", "-c", f"exec {command}"], cwd=self.path, env={**os.environ, **self._environment(env)},
+            ["sh", "-c", f"exec {command}"], cwd=self.path, env={**os.environ, **self.environment(env)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
         )
         if log_path is not None:
@@ -89,11 +90,14 @@ class Stage:
             )
 
     @staticmethod
-    def _environment(env: Mapping[str, str]) -> dict[str, str]:
+    def environment(env: Mapping[str, str]) -> dict[str, str]:
         # The workbook's own commands (gunicorn, flask, workbook, rq...) come from the running
         # Python's environment, whether or not it is activated.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        return {"PATH": path, **env}
+        # The story's durations at the time scale, unless the caller or the shell set one.
+        scale = parse_time_scale(env[ENV_VAR]) if env.get(ENV_VAR) else time_scale()
+        story = {name: value for name, value in story_settings(scale).items() if name not in os.environ}
+        return {"PATH": path, **story, **env}
 
     def process(
         self,
@@ -104,16 +108,18 @@ class Stage:
         port: int | None = None,
         ready: Callable[[], bool] | None = None,
         log_path: str | os.PathLike | None = None,
+        instance: str | None = None,
     ) -> ManagedProcess:
-        """The Procfile's `name` line as a process, not started yet."""
+        """The Procfile's `name` line as a process, not started yet. `instance` names one of
+        several copies of the line (`worker.2`)."""
         processes = self.processes()
         if name not in processes:
             raise StageError(f"{self.name}'s Procfile has no {name!r} process")
         return ManagedProcess(
-            f"{self.name}:{name}",
+            f"{self.name}:{instance or name}",
             ["sh", "-c", f"exec {processes[name]}"],
             cwd=self.path,
-            env=self._environment(env),
+            env=self.environment(env),
             host=host,
             port=port,
             ready=ready,

@@ -18,7 +18,14 @@ PORT_VARIABLES = {
     "redis": "REDIS_PORT",
 }
 # Servers first, then the workers that use them, then the site: each starts once what it talks to answers.
-START_ORDER = {"worker": 1, "web": 2}  # every other process (a server) is 0
+START_ORDER = {"worker": 1, "scheduler": 1, "web": 2}  # every other process (a server) is 0
+# A Procfile line that runs one job worker is started this many times, as `honcho start -c worker=4`
+# would; a line that reads the variable itself (`--workers ${WORKER_COUNT}`) starts its own.
+SCALED = {"worker": "WORKER_COUNT"}
+DEFAULT_SCALE = 2
+# What a process manager (systemd's Restart=always, supervisord) starts again when it exits: RQ's
+# job workers quit when Redis goes away.
+RESTARTED = {"worker", "scheduler"}
 
 
 def stage_environment(
@@ -51,6 +58,31 @@ def own_redis_url() -> str | None:
     return os.environ.get("REDIS_URL") or None
 
 
+def instances(stage: Stage, env: dict[str, str]) -> list[tuple[str, str]]:
+    """(Procfile line, process name) for each process to start: `worker.1`, `worker.2`... for a
+    line that runs one job worker, the line's own name for every other."""
+    found = []
+    for name, command in stage.processes().items():
+        variable = SCALED.get(name)
+        if variable is None or variable in command:
+            found.append((name, name))
+        else:
+            found += [(name, f"{name}.{n}") for n in range(1, int(env.get(variable, DEFAULT_SCALE)) + 1)]
+    return found
+
+
+def procfile_name(process: ManagedProcess) -> str:
+    """The Procfile line a process runs: `worker` for `04-rq:worker.2`."""
+    return process.name.split(":", 1)[1].split(".", 1)[0]
+
+
+def start_one(stage: Stage, env: dict[str, str], name: str, instance: str, log_dir: Path | None) -> ManagedProcess:
+    port = int(env[PORT_VARIABLES[name]]) if name in PORT_VARIABLES else None
+    log_path = log_dir / f"{instance}.log" if log_dir else None
+    process = stage.process(name, env=env, port=port, log_path=log_path, instance=instance)
+    return process.start(timeout=30)
+
+
 def start_stage(
     stage: Stage,
     env: dict[str, str],
@@ -59,20 +91,36 @@ def start_stage(
 ) -> list[ManagedProcess]:
     """Start the Procfile's processes (but `skip`) in START_ORDER; all or nothing. The `release`
     command (the database's tables) runs to its end first, unless only servers are started."""
-    names = sorted((n for n in stage.processes() if n not in skip), key=lambda name: START_ORDER.get(name, 0))
+    names = sorted(
+        ((name, instance) for name, instance in instances(stage, env) if name not in skip),
+        key=lambda pair: START_ORDER.get(pair[0], 0),
+    )
     started: list[ManagedProcess] = []
     try:
-        if any(name in START_ORDER for name in names):
+        if any(name in START_ORDER for name, _ in names):
             stage.release(env=env, log_path=log_dir / f"{RELEASE}.log" if log_dir else None)
-        for name in names:
-            port = int(env[PORT_VARIABLES[name]]) if name in PORT_VARIABLES else None
-            log_path = log_dir / f"{name}.log" if log_dir else None
-            process = stage.process(name, env=env, port=port, log_path=log_path)
-            started.append(process.start(timeout=30))
+        for name, instance in names:
+            started.append(start_one(stage, env, name, instance, log_dir))
     except BaseException:
         stop_all(started)
         raise
     return started
+
+
+def restart_exited(
+    stage: Stage, env: dict[str, str], processes: dict[str, ManagedProcess], log_dir: Path | None = None,
+) -> list[str]:
+    """Start again each process of RESTARTED that has exited, in `processes` (by process name), as a
+    process manager would; what was restarted, and how it had ended."""
+    restarted = []
+    for instance, process in list(processes.items()):
+        name = procfile_name(process)
+        if name in RESTARTED and not process.alive:
+            code = process.returncode
+            process.stop()
+            processes[instance] = start_one(stage, env, name, instance, log_dir)
+            restarted.append(f"{instance} (it exited with code {code})")
+    return restarted
 
 
 def stop_all(processes: list[ManagedProcess]) -> None:
@@ -114,9 +162,15 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
             f"(try: workbook queue-stats --port {kestrel_port})"
         )
     print("Ctrl-C stops everything.", flush=True)
+    by_name = {process.name.split(":", 1)[1]: process for process in processes}
     try:
-        while all(process.alive for process in processes):
+        while True:
             time.sleep(0.2)
+            for restarted in restart_exited(stage, env, by_name, log_dir):
+                print(f"started {restarted} again", flush=True)
+            processes = list(by_name.values())
+            if not all(process.alive for process in processes):
+                break
         dead = [process for process in processes if not process.alive]
         for process in dead:
             print(f"{process.name} exited with code {process.returncode}:\n{process.log_tail()}", flush=True)
@@ -125,4 +179,4 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
         print("\nstopping...", flush=True)
         return 0
     finally:
-        stop_all(processes)
+        stop_all(list(by_name.values()))

@@ -26,9 +26,9 @@ def breaker(tmp_path):
 
 def test_failures_older_than_the_window_are_forgotten(breaker):
     for _ in range(THRESHOLD - 1):
-        breaker.record_failure()
+        breaker.record_failure(trial=False)
     time.sleep(WINDOW + PAST)
-    breaker.record_failure()  # one more, but the others are out of the window
+    breaker.record_failure(trial=False)  # one more, but the others are out of the window
     assert not breaker.is_open(), f"failures from more than {WINDOW} s ago still counted"
 
 
@@ -36,16 +36,16 @@ def test_an_open_breaker_lets_one_trial_call_through_after_its_cooldown(breaker)
     from twitpic.breaker import CircuitOpen
 
     for _ in range(THRESHOLD):
-        breaker.record_failure()
+        breaker.record_failure(trial=False)
     with pytest.raises(CircuitOpen):
-        breaker.check()  # open: the job fails fast, Twitter is left alone
+        breaker.check()  # open: the job waits, Twitter is left alone
 
     time.sleep(COOLDOWN + PAST)
-    breaker.check()  # half-open: this call is the trial, and it may go ahead...
+    assert breaker.check() is True  # half-open: this call is the trial, and it may go ahead...
     with pytest.raises(CircuitOpen, match="trial"):
         breaker.check()  # ...while the others wait for it
-    breaker.record_success()  # Twitter answered it: closed
+    breaker.record_success(trial=True)  # Twitter answered it: closed
     assert not breaker.is_open(), f"the breaker was still open {COOLDOWN + PAST} s after it opened"
-    breaker.check()
-    breaker.record_failure()
+    assert breaker.check() is False
+    breaker.record_failure(trial=False)
     assert not breaker.is_open()  # the count started afresh: one failure does not open it

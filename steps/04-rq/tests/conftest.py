@@ -1,9 +1,10 @@
-"""Stage 04's test bench: a real fake Twitter, and the stage's real Redis, RQ worker processes
-and gunicorn, all started from its Procfile on free ports.
+"""Stage 04's test bench: a real fake Twitter, and the stage's real Redis, RQ job workers, RQ's
+scheduler and gunicorn, all started from its Procfile on free ports.
 """
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import psutil
 import pytest
@@ -12,18 +13,19 @@ import requests
 
 from lab.runtime.process import ManagedProcess, free_port, wait_until
 from lab.runtime.stages import Stage
-from lab.runtime.up import stage_environment, start_stage
+from lab.runtime.up import stage_environment, start_one, start_stage
 from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
-WORKERS = 4  # background worker processes
-TIME_SCALE = 0.1  # job timeouts, retry intervals and the breaker, 10 times faster
+WORKERS = 4  # RQ job workers
+TIME_SCALE = 0.1  # Twitter's timeouts, retry intervals and the breaker, 10 times faster
 DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
 # The tests start a private Redis. To run them on a Redis of your own, name it here; its
 # database is emptied first, which is why a REDIS_URL set for everyday use is not enough.
 OWN_REDIS_VARIABLE = "TWITPIC_TEST_REDIS_URL"
+SCHEDULER_INTERVAL = 1.0  # seconds: RQ's scheduler looks for due jobs once a second
 
 
 class Site(SiteClient):
@@ -44,16 +46,39 @@ class Site(SiteClient):
 
     @property
     def job_workers(self) -> int:
-        return int(self.env["WORKER_COUNT"])  # the RQ workers; `workers` counts the web workers
+        return int(self.env["WORKER_COUNT"])  # the RQ job workers; `workers` counts the web workers
+
+    def settings_environment(self) -> dict[str, str]:
+        """The environment the stage's processes run with."""
+        return STAGE.environment(self.env)
+
+    def settings(self) -> dict:
+        """The stage's settings, as its processes read them from their environment."""
+        from twitpic.settings import settings_from_environment
+
+        with mock.patch.dict(os.environ, self.settings_environment()):
+            return settings_from_environment()
+
+    def connection(self) -> redis.Redis:
+        from twitpic.queue import connect
+
+        return connect(self.settings())
 
     def queue_status(self) -> dict:
         return requests.get(self.url("/status.json"), timeout=10).json()
 
     def idle(self) -> bool:
-        """No job is queued, taken, running or waiting to retry, and no worker is busy with one."""
+        """No job is queued, taken by a job worker, running, or waiting to be tried again. (Not
+        "no job worker busy": a job worker killed while busy stays listed as busy until its
+        record expires.)"""
+        from twitpic.queue import tweets_queue
+
         status = self.queue_status()
-        waiting = status["queued"] + status["taken"] + status["started"] + status["scheduled"]
-        return waiting + status["busy_workers"] == 0
+        with self.connection() as connection:
+            # Between the queue and the started registry, RQ keeps a job a job worker has taken on
+            # an intermediate list: read here, by the tests, so that no such job is missed.
+            taken = len(tweets_queue(connection).intermediate_queue.get_job_ids())
+        return status["queued"] + taken + status["started"] + status["scheduled"] == 0
 
     def comment_each(self, photo: int, bodies: list[str]) -> None:
         """One comment per body, each saved (303), one after another."""
@@ -63,17 +88,45 @@ class Site(SiteClient):
     def wait_for_the_breaker(self, timeout: float) -> None:
         wait_until(lambda: self.queue_status()["breaker_open"], timeout=timeout, what="the breaker opened")
 
-    def reset_breaker(self) -> None:
-        """The shared breaker closed, with no failure counted."""
+    def breaker(self):
         from twitpic.tasks import breaker_for
 
-        with redis.Redis.from_url(self.redis_url) as connection:
-            breaker = breaker_for(connection, {"TIME_SCALE": float(self.env["WORKBOOK_TIME_SCALE"])})
-            connection.delete(breaker.failures_key, breaker.open_key, breaker.tripped_key, breaker.trial_key)
+        return breaker_for(self.connection(), self.settings())
+
+    def reset_breaker(self) -> None:
+        """The shared breaker closed, with no failure counted."""
+        breaker = self.breaker()
+        breaker.redis.delete(breaker.failures_key, breaker.open_key, breaker.tripped_key, breaker.trial_key)
+
+    def job_worker_processes(self) -> list[ManagedProcess]:
+        return [process for name, process in self.processes.items() if name.startswith("worker.")]
 
     def background_worker_pids(self) -> list[int]:
-        """Every process under the supervisor: the RQ workers and their work horses."""
-        return [child.pid for child in psutil.Process(self.processes["worker"].pid).children(recursive=True)]
+        """Every RQ job worker and its work horse."""
+        pids = []
+        for process in self.job_worker_processes():
+            try:
+                pids += [process.pid, *(child.pid for child in psutil.Process(process.pid).children())]
+            except psutil.NoSuchProcess:
+                continue
+        return pids
+
+    def start_job_worker(self) -> ManagedProcess:
+        """One more RQ job worker, from the Procfile's line, as a process manager starts one."""
+        name = f"worker.{len(self.job_worker_processes()) + 1}"
+        while name in self.processes:
+            name += "+"
+        self.processes[name] = start_one(STAGE, self.env, "worker", name, None)
+        return self.processes[name]
+
+    def recovery_seconds(self) -> float:
+        """How long a tweet whose job worker was killed mid-call may take to reach Twitter, by the
+        stage's settings: the work horse lives on and gives the call up at its read timeout; its
+        retry comes at most 1.5 first intervals later, RQ's scheduler puts it back on the queue
+        within a second, and a job worker runs it (another hung call, cut off again, at worst)."""
+        settings = self.settings()
+        call = settings["TWITTER_CONNECT_TIMEOUT"] + settings["TWITTER_READ_TIMEOUT"]
+        return 2 * (call + 1.5 * settings["RETRY_FIRST"] + SCHEDULER_INTERVAL) + 5  # 5 s for a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +153,9 @@ def site(running_twitter, tmp_path_factory, request):
     try:
         yield site
     finally:
-        for name in ("web", "worker", "redis"):
-            if name in site.processes:
-                site.processes[name].stop()
-                site.processes[name].remove_log()
+        for process in reversed(list(site.processes.values())):
+            process.stop()
+            process.remove_log()
 
 
 @pytest.fixture(autouse=True)

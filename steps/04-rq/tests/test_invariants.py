@@ -72,7 +72,7 @@ def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
 
 # --8<-- [start:duplicates]
 def test_no_tweet_is_posted_twice_with_many_workers(site, twitter, photo, drain_seconds):
-    """Four RQ workers taking from one queue: Redis hands each job to one of them."""
+    """Four RQ job workers taking from one queue: Redis hands each job to one of them."""
     assert len(site.queue_status()["workers"]) == 4
     bodies = [f"busy site {n}" for n in range(40)]
     with ThreadPoolExecutor(8) as pool:
@@ -87,20 +87,19 @@ def test_no_tweet_is_posted_twice_with_many_workers(site, twitter, photo, drain_
 # --8<-- [end:duplicates]
 
 
-def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_seconds):
+def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo):
     twitter.set_mode("hang")
     assert site.comment(photo, "the worker dies").status_code == 303
     horse = process_calling(site.background_worker_pids, twitter.port)
     dropped = twitter.stats()["rejected"].get("abandoned", 0)
-    worker = psutil.Process(horse).parent()  # the RQ worker that forked this job's work horse
-    worker.send_signal(signal.SIGKILL)  # the RQ worker dies, as the out-of-memory killer would do it
-    # Its work horse lives on; the supervisor ends it, and Twitter notices the dropped connection.
+    worker = psutil.Process(horse).parent()  # the RQ job worker that forked this job's work horse
+    worker.send_signal(signal.SIGKILL)  # the job worker dies, as the out-of-memory killer would do it
+    # Its work horse lives on: it gives the call up at its read timeout, and asks RQ to try again.
     wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped,
-               timeout=10, what="the call dropped")
+               timeout=site.recovery_seconds(), what="the call given up")
     twitter.set_mode("up")
 
     assert "the worker dies" in site.photo_page(photo).text  # the comment was saved first
-    found = twitter.tweets_starting_with(["the worker dies"], seconds=drain_seconds, idle=site.idle)
+    found = twitter.tweets_starting_with(["the worker dies"], seconds=site.recovery_seconds(), idle=site.idle)
     with invariant():
         assert len(found["the worker dies"]) == 1, "lost with the worker, or posted twice"
-

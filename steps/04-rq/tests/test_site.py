@@ -203,6 +203,6 @@ def test_init_db_again_keeps_what_the_site_holds(site):
     tables = ("users", "photos", "comments")
     before = {table: count(site, table) for table in tables}
     database = site.data_dir / "twitpic.sqlite3"
-    init_db(f"sqlite:///{database}")
+    init_db(f"sqlite:///{database}", timeout=5)
     assert {table: count(site, table) for table in tables} == before
     assert requests.get(site.url(f"/photos/{photo}"), timeout=10).status_code == 200

@@ -6,10 +6,12 @@ failures of all workers add up.
 
 closed:    calls go through; each failure is counted, and `threshold` failures within `window`
            seconds open the breaker.
-open:      for `cooldown` seconds no call is made at all: the workers take no job, and a job that
-           meets the open breaker goes back to wait without spending one of its retries.
+open:      for `cooldown` seconds no call is made at all: a job that meets the open breaker
+           waits, as a retry due when the cool-down ends.
 half-open: after the cool-down, one call (the trial) may test Twitter while the others wait. If
-           it works, the breaker closes; if it fails, the breaker opens again at once.
+           it works, the breaker closes; if it fails, the breaker opens again at once. Only the
+           trial's answer counts: a call that started before the breaker opened and ends late
+           changes nothing.
 """
 
 from __future__ import annotations
@@ -29,23 +31,25 @@ class CircuitBreaker:
         self.redis = connection
         self.failures_key = f"breaker:{name}:failures"
         self.open_key = f"breaker:{name}:open"  # exists while open: Redis expires it after the cool-down
-        self.tripped_key = f"breaker:{name}:tripped"  # exists from opening until a call works again
+        self.tripped_key = f"breaker:{name}:tripped"  # exists from opening until a trial call works
         self.trial_key = f"breaker:{name}:trial"  # exists while the one trial call is under way
         self.threshold, self.window, self.cooldown, self.trial = threshold, window, cooldown, trial
 
-    def check(self) -> None:
-        """Raise CircuitOpen unless this call may go ahead now."""
+    def check(self) -> bool:
+        """Raise CircuitOpen unless this call may go ahead now. True if this call is the trial."""
         if self.redis.exists(self.open_key):
             raise CircuitOpen("Twitter is failing: the circuit breaker is open")
-        tripped = self.redis.exists(self.tripped_key)
-        if tripped and not self.redis.set(self.trial_key, 1, px=ms(self.trial), nx=True):
+        if not self.redis.exists(self.tripped_key):
+            return False  # closed
+        if not self.redis.set(self.trial_key, 1, px=ms(self.trial), nx=True):
             raise CircuitOpen("one trial call is testing Twitter: the others wait for it")
+        return True
 
-    def record_failure(self) -> None:
-        if self.redis.exists(self.open_key):
-            return  # already open: a call that started before it opened adds nothing
-        if self.redis.exists(self.tripped_key):
+    def record_failure(self, trial: bool) -> None:
+        if trial:
             return self._open()  # half-open, and the trial failed: open again at once
+        if self.redis.exists(self.tripped_key):
+            return  # open already: a call that started before it opened adds nothing
         with self.redis.pipeline() as pipe:  # MULTI/EXEC: both or neither
             pipe.set(self.failures_key, 0, px=ms(self.window), nx=True)  # the first starts the window
             pipe.incr(self.failures_key)  # keeps the key's time to live
@@ -60,16 +64,21 @@ class CircuitBreaker:
             pipe.delete(self.failures_key, self.trial_key)
             pipe.execute()
 
-    def record_success(self) -> None:
-        self.redis.delete(self.failures_key, self.tripped_key, self.trial_key)  # closed
+    def record_success(self, trial: bool) -> None:
+        if trial:
+            self.redis.delete(self.failures_key, self.tripped_key, self.trial_key)  # the trial worked: closed
+        elif not self.redis.exists(self.tripped_key):
+            self.redis.delete(self.failures_key)  # closed, and calls work: the count starts afresh
+        # Otherwise a call that started before the breaker opened worked late: it says nothing of
+        # Twitter now, and only the trial may close the breaker.
 
     def is_open(self) -> bool:
         """Is every call held back now: open, or a trial call under way?"""
         return self.redis.exists(self.open_key, self.trial_key) > 0
 
     def seconds_left(self) -> float:
-        """How long the breaker stays open (0 when closed or half-open)."""
-        return max(0, self.redis.pttl(self.open_key)) / 1000
+        """How long until a call may go ahead: what is left of the cool-down, or of the trial call."""
+        return max(0, self.redis.pttl(self.open_key), self.redis.pttl(self.trial_key)) / 1000
 
 
 def ms(seconds: float) -> int:

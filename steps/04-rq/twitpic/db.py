@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeout: float):
         self.url = url
-        self.conn, self.dialect = dialects.connect(url)
+        self.conn, self.dialect = dialects.connect(url, timeout)
 
     def execute(self, statement: str, params: tuple = ()):
         cursor = self.conn.cursor()
@@ -67,7 +67,7 @@ class Database:
 
 def get_db() -> Database:
     if "db" not in g:
-        g.db = Database(current_app.config["DATABASE_URL"])
+        g.db = Database(current_app.config["DATABASE_URL"], current_app.config["DATABASE_TIMEOUT"])
     return g.db
 
 
@@ -85,12 +85,12 @@ DEMO_USERS = [
 ]
 
 
-def init_db(url: str) -> None:
+def init_db(url: str, timeout: float) -> None:
     """Create the tables and the demo users. Runs once, before the site and its job workers start;
     again, it changes nothing."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(url)
+    db = Database(url, timeout)
     try:
         if db.dialect is dialects.SQLITE:
             # Readers carry on while one process writes (SQLite's write-ahead log); the file keeps it.
@@ -112,7 +112,7 @@ def init_db(url: str) -> None:
 @click.command("init-db")
 def init_db_command() -> None:
     """Create the database's tables and demo users: `flask --app twitpic init-db`, the Procfile's release."""
-    init_db(current_app.config["DATABASE_URL"])
+    init_db(current_app.config["DATABASE_URL"], current_app.config["DATABASE_TIMEOUT"])
     click.echo(f"database ready: {current_app.config['DATABASE_URL']}")
 
 

@@ -82,7 +82,7 @@ def upload():
     photo_id = save_photo(user["username"], caption, data, *kind)
     if request.form.get("tweet"):
         link = url_for("photos.show", photo_id=photo_id, _external=True)
-        queue_tweet(user["username"], photo_tweet(caption, link))  # onto the queue: no waiting
+        queue_tweet(f"photo-{photo_id}", user["username"], photo_tweet(caption, link))  # onto the queue
     return redirect(url_for("photos.show", photo_id=photo_id), code=303)
 # --8<-- [end:upload]
 
@@ -133,6 +133,6 @@ def comment(photo_id: int):
     )
     if request.form.get("tweet"):
         link = url_for("photos.show", photo_id=photo_id, _external=True)
-        queue_tweet(user["username"], comment_tweet(body, link))  # onto the queue: no waiting
+        queue_tweet(f"comment-{comment_id}", user["username"], comment_tweet(body, link))  # onto the queue
     return redirect(url_for("photos.show", photo_id=photo_id, _anchor=f"comment-{comment_id}"), code=303)
 # --8<-- [end:comment]

@@ -1,30 +1,40 @@
-"""The `tweets` queue on Redis, through RQ: each tweet is a job that a worker runs.
+"""The `tweets` queue on Redis, through RQ: each tweet is a job that a job worker runs.
 
 Jobs are stored as JSON (not pickle: a job is data, and anything that can write to Redis could
-otherwise make a worker run code of its choosing). Each tweet gets an id when it is queued, and
-its job is named after it, so the same tweet cannot be queued twice.
+otherwise make a job worker run code of its choosing). Each job is named after its tweet's key, so
+the same tweet cannot be queued twice.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import uuid
 
 import redis
-from flask import Flask, current_app, g
+from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry as CommandRetry
 from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 log = logging.getLogger(__name__)
 
 TWEETS = "tweets"
-JOB = "twitpic.tasks.post_tweet_job"  # the function a worker runs, by name
-JOB_TIMEOUT = 20  # seconds: RQ kills a job's work horse after this, whatever it is doing
+JOB = "twitpic.tasks.post_tweet_job"  # the function a job worker runs, by name
+CRASH_RETRIES = 2  # runs after the first when a run crashes: its work horse killed, or out of time
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+def connect(settings: dict) -> redis.Redis:
+    """A Redis client whose every command waits at most REDIS_TIMEOUT seconds, without hidden
+    retries (redis-py retries a command three times by default): one that fails, fails fast."""
+    return redis.Redis.from_url(
+        settings["REDIS_URL"],
+        socket_connect_timeout=settings["REDIS_TIMEOUT"],
+        socket_timeout=settings["REDIS_TIMEOUT"],
+        retry=CommandRetry(NoBackoff(), 0),
+    )
 
 
 def tweets_queue(connection: redis.Redis) -> Queue:
@@ -35,60 +45,66 @@ def job_id_for(tweet_id: str) -> str:
     return f"tweet-{tweet_id}"
 
 
-def job_timeout(time_scale: float) -> int:
-    return max(1, round(JOB_TIMEOUT * time_scale))  # RQ counts in whole seconds
-
-
 # --8<-- [start:retry]
-def retry_policy(time_scale: float, attempts: int = 10, cap: float = 60.0) -> Retry:
-    """Up to `attempts` retries, 1, 2, 4... seconds apart (capped), each stretched by a random 0.5-1.5
-    so that a thousand jobs that failed together do not all come back together."""
-    intervals = [min(2**n, cap) * random.uniform(0.5, 1.5) * time_scale for n in range(attempts)]
-    return Retry(max=attempts, interval=intervals)
+def retry_interval(settings: dict, tries: int) -> float:
+    """Seconds before the next try, after `tries` tries failed: RETRY_FIRST, then twice as long
+    each time up to RETRY_CAP, stretched by a random 0.5-1.5 so that a thousand jobs that failed
+    together do not all come back together."""
+    return min(settings["RETRY_FIRST"] * 2 ** (tries - 1), settings["RETRY_CAP"]) * random.uniform(0.5, 1.5)
 # --8<-- [end:retry]
 
 
 # --8<-- [start:enqueue]
-def enqueue_tweet(
-    queue: Queue, username: str, text: str, time_scale: float = 1.0, tweet_id: str | None = None,
-) -> str:
-    """Queue the tweet as a job named after its id; its id. Raises DuplicateJobError if queued already."""
-    tweet_id = tweet_id or uuid.uuid4().hex
-    queue.enqueue(
+def enqueue_tweet(queue: Queue, settings: dict, tweet_id: str, username: str, text: str) -> Job:
+    """Queue the tweet as a job named after it. Raises DuplicateJobError if it is queued already."""
+    return queue.enqueue(
         JOB,
         tweet_id,
         username,
         text,
         job_id=job_id_for(tweet_id),
         unique=True,  # a second job with this id is refused, atomically, by Redis
-        retry=retry_policy(time_scale),
-        job_timeout=job_timeout(time_scale),  # nothing holds a worker forever
+        # A run that crashes is run again; a run that fails tells RQ itself when to try again (tasks.py).
+        retry=Retry(max=CRASH_RETRIES, interval=[retry_interval(settings, n) for n in (1, 2)]),
+        job_timeout=settings["JOB_TIMEOUT"],  # nothing holds a job worker forever (settings.py)
         failure_ttl=7 * 24 * 3600,  # failed jobs stay a week for a person to look at and requeue
     )
-    return tweet_id
 
 
-def queue_tweet(username: str, text: str) -> str | None:
+def queue_tweet(tweet_id: str, username: str, text: str) -> None:
     """From a web request: queue the tweet, or log it as lost if Redis is unreachable."""
     try:
-        return enqueue_tweet(get_queue(), username, text, current_app.config["TIME_SCALE"])
+        enqueue_tweet(get_queue(), current_app.config, tweet_id, username, text)
+    except DuplicateJobError:
+        log.info("tweet %s is queued already", tweet_id)
     except redis.RedisError as error:
-        log.error("tweet lost, the queue is unreachable: %s", error)
-        return None
+        log.error("tweet %s lost, the queue is unreachable: %s", tweet_id, error)
 # --8<-- [end:enqueue]
 
 
 def get_queue() -> Queue:
-    if "queue" not in g:
-        g.queue = tweets_queue(connect(current_app.config["REDIS_URL"]))
-    return g.queue
-
-
-def close_queue(exception=None) -> None:
-    queue = g.pop("queue", None)
-    if queue is not None:
-        queue.connection.close()
+    return current_app.extensions["twitpic.queue"]
 
 
 def init_app(app: Flask) -> None:
-    app.teardown_appcontext(close_queue)
+    # One Redis client for the whole process, shared by its requests (it keeps a pool of
+    # connections); it connects at its first command, not now.
+    app.extensions["twitpic.queue"] = tweets_queue(connect(app.config))
+
+
+# --8<-- [start:durable]
+def what_could_lose_jobs(connection: redis.Redis) -> list[str]:
+    """What, in this Redis's settings, would lose queued jobs: none, when it keeps an append-only
+    file and never evicts a key to make room."""
+    try:
+        config = connection.config_get("appendonly", "maxmemory-policy")
+    except redis.ResponseError:  # a managed Redis may refuse CONFIG
+        return ["its settings cannot be read (CONFIG GET): check that it keeps an append-only file "
+                "and that its maxmemory-policy is noeviction"]
+    problems = []
+    if config.get("appendonly") != "yes":
+        problems.append("it keeps no append-only file: a restart loses every queued job")
+    if config.get("maxmemory-policy") != "noeviction":
+        problems.append(f"its maxmemory-policy is {config.get('maxmemory-policy')}: when full, it deletes jobs")
+    return problems
+# --8<-- [end:durable]

@@ -23,11 +23,15 @@ CREATE TABLE IF NOT EXISTS comments (
 );
 
 -- --8<-- [start:posted_tweets]
--- What has been posted, by the id each tweet got when it was queued: a message that is delivered
--- twice (its worker died before closing it) is recognised and not posted again.
+-- Each tweet, by the key the web request gave it (`comment-42`, `photo-7`). The run of its job
+-- that posts it reserves it first, for a while, then marks it posted. A run that finds it posted
+-- posts nothing: its job ran twice, or was queued twice. A run that finds it reserved by another
+-- waits. A reservation whose time ran out belonged to a run that crashed, and is taken over.
 CREATE TABLE IF NOT EXISTS posted_tweets (
-    tweet_id VARCHAR(32) PRIMARY KEY,
+    tweet_id VARCHAR(64) PRIMARY KEY,
+    holder VARCHAR(32),  -- the run that reserved it (NULL once posted)...
+    held_until DOUBLE PRECISION,  -- ...until then: the database's clock, in seconds since 1970
     twitter_id VARCHAR(32),  -- NULL when Twitter refused it as a duplicate: it had it already
-    posted_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+    posted_at TIMESTAMP NULL  -- NULL until it is posted
 )
 -- --8<-- [end:posted_tweets]

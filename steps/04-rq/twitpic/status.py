@@ -1,10 +1,9 @@
-"""A small status page: the queue's depth, its registries, and the workers, from RQ's own records."""
+"""A small status page: the queue's depth, its registries and its job workers, from RQ's own records."""
 
 from flask import Blueprint, current_app, render_template
 from rq import Worker
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from .queue import get_queue
+from .queue import get_queue, what_could_lose_jobs
 from .tasks import breaker_for
 
 bp = Blueprint("status", __name__)
@@ -12,19 +11,17 @@ bp = Blueprint("status", __name__)
 
 def queue_status(queue) -> dict:
     workers = Worker.all(queue=queue)
-    started = StartedJobRegistry(queue=queue)
+    # Counted without RQ's clean-up, which `.count` would run: this page only reads, and the
+    # job workers' maintenance passes do the cleaning (see RQ_MAINTENANCE_INTERVAL).
     return {
         "queued": queue.count,
-        # Off the queue, on RQ's intermediate list, not started: a worker is about to run it, or
-        # died before it could (the supervisor puts such a job back).
-        "taken": sum(job_id not in started for job_id in queue.intermediate_queue.get_job_ids()),
-        "started": started.count,
-        "scheduled": ScheduledJobRegistry(queue=queue).count,  # waiting for a retry
-        "failed": FailedJobRegistry(queue=queue).count,
+        "started": queue.started_job_registry.get_job_count(cleanup=False),  # running now
+        "scheduled": queue.scheduled_job_registry.get_job_count(cleanup=False),  # to be tried again
+        "failed": queue.failed_job_registry.get_job_count(cleanup=False),
         "workers": sorted(worker.name for worker in workers),
         "busy_workers": sum(worker.get_state() == "busy" for worker in workers),
-        "paused_workers": sum(worker.get_state() == "suspended" for worker in workers),  # by the breaker
-        "breaker_open": breaker_for(queue.connection, {"TIME_SCALE": current_app.config["TIME_SCALE"]}).is_open(),
+        "breaker_open": breaker_for(queue.connection, current_app.config).is_open(),
+        "could_lose_jobs": what_could_lose_jobs(queue.connection),
     }
 
 

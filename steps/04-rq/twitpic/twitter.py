@@ -1,4 +1,7 @@
-"""Posting to Twitter's API from a background worker: with a timeout, and telling errors apart."""
+"""Posting to Twitter's API from a background worker: with timeouts, and telling errors apart."""
+
+import email.utils
+import time
 
 import requests
 
@@ -11,6 +14,14 @@ class TwitterUnavailable(TwitterError):
     """Twitter is down, overloaded or too slow: every tweet fails alike, so it says nothing about this one."""
 
 
+class RateLimited(TwitterError):
+    """Too many tweets from this user's credentials: Twitter says when to try again."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds
+
+
 class TweetRejected(Exception):
     """Twitter refused this tweet for good (a 4xx answer): trying again will not help."""
 
@@ -20,12 +31,14 @@ class DuplicateTweet(TweetRejected):
 
 
 DUPLICATE_CONTENT = "duplicate content"
-UNAVAILABLE = {429, 502, 503, 504}  # too many requests, and the answers of a service that is down
+UNAVAILABLE = {502, 503, 504}  # the answers of a service that is down or overloaded
+RATE_LIMIT_WAIT = 60.0  # seconds to wait after a 429 that does not say how long
 
 
 # --8<-- [start:post_tweet]
-def post_tweet(api_url: str, token: str, text: str, timeout: float) -> str:
-    """Post a tweet; its id. A worker can afford to wait, but not forever."""
+def post_tweet(api_url: str, token: str, text: str, timeout: tuple[float, float]) -> str:
+    """Post a tweet; its id. A worker can afford to wait, but not forever: `timeout` is
+    (to connect, for each answer), in seconds."""
     try:
         response = requests.post(
             api_url + "/2/tweets",
@@ -37,7 +50,9 @@ def post_tweet(api_url: str, token: str, text: str, timeout: float) -> str:
         raise TwitterUnavailable(f"Twitter unreachable: {error.__class__.__name__}") from error
     if response.status_code == 403 and DUPLICATE_CONTENT in response.text:
         raise DuplicateTweet("Twitter already has this tweet")
-    if 400 <= response.status_code < 500 and response.status_code != 429:
+    if response.status_code == 429:
+        raise RateLimited("Twitter: too many requests", retry_after(response))
+    if 400 <= response.status_code < 500:
         raise TweetRejected(f"Twitter refused it: {response.status_code} {response.text[:200]}")
     if response.status_code in UNAVAILABLE:
         raise TwitterUnavailable(f"Twitter answered {response.status_code}")
@@ -45,3 +60,20 @@ def post_tweet(api_url: str, token: str, text: str, timeout: float) -> str:
         raise TwitterError(f"Twitter answered {response.status_code}")
     return response.json()["data"]["id"]
 # --8<-- [end:post_tweet]
+
+
+def retry_after(response: requests.Response) -> float:
+    """Seconds until Twitter takes this user's tweets again: `Retry-After` (seconds, or a date),
+    else `x-rate-limit-reset` (Twitter's own: when, in seconds since 1970)."""
+    header = response.headers.get("Retry-After", "").strip()
+    if header.isdigit():
+        return float(header)
+    if header:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(header).timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass  # neither: a malformed header
+    reset = response.headers.get("x-rate-limit-reset", "").strip()
+    if reset.isdigit():
+        return max(0.0, int(reset) - time.time())
+    return RATE_LIMIT_WAIT
