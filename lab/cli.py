@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="run a benchmark: kestrel, kestrel-churn, db-queue, rq-recovery",
+        help="run a benchmark: kestrel, kestrel-churn, db-queue, rq-recovery, rq-enqueue",
         description="Run a benchmark that prints ratios measured side by side in one run.",
     )
     bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
@@ -304,6 +304,7 @@ BENCHMARKS = {
     "kestrel-churn": "lab.bench.kestrel_churn",
     "db-queue": "lab.bench.db_queue",
     "rq-recovery": "lab.bench.rq_recovery",
+    "rq-enqueue": "lab.bench.rq_enqueue",
 }
 
 

@@ -51,6 +51,16 @@ def test_free_port_is_free_and_bindable():
     assert not port_answers("127.0.0.1", port)
 
 
+def test_free_port_is_never_one_the_os_could_give_an_outgoing_connection():
+    """Between the check and the server's bind, a client's connection must not be able to take it."""
+    from lab.runtime.process import _ephemeral_ports
+
+    low, high = _ephemeral_ports()
+    ports = {free_port() for _ in range(50)}
+    assert not any(low <= port <= high for port in ports)
+    assert len(ports) > 40  # spread out: two servers starting at once rarely draw the same one
+
+
 def test_start_waits_until_the_port_answers_and_stop_ends_it():
     port = free_port()
     process = ManagedProcess("listener", listener_script(port), port=port)
@@ -72,6 +82,27 @@ def test_stop_also_stops_the_process_children():
         assert all(psutil.pid_exists(pid) for pid in kids)
     for pid in kids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_stop_also_stops_children_that_left_the_process_group():
+    """RQ's work horse puts itself in a process group of its own: stopping its job worker ends it too."""
+    code = textwrap.dedent(
+        """
+        import os, signal, sys, time
+        pid = os.fork()
+        if pid == 0:
+            os.setpgrp()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(600)
+            os._exit(0)
+        print("children", pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    with ManagedProcess("worker", [PY, "-c", code]) as process:
+        [horse] = child_pids(process)
+        assert os.getpgid(horse) != os.getpgid(process.pid)
+    assert not psutil.pid_exists(horse) or psutil.Process(horse).status() == psutil.STATUS_ZOMBIE
 
 
 def test_stop_escalates_to_sigkill_when_sigterm_is_ignored():

@@ -73,3 +73,49 @@ def test_the_release_runs_with_the_shells_environment_as_the_processes_do(tmp_pa
     Stage.find("02-db-queue").release(env=env)
     assert chosen.is_file()
     assert not (tmp_path / "data" / "twitpic.sqlite3").exists()
+
+
+def test_a_line_that_runs_one_job_worker_is_started_worker_count_times():
+    """Stage 04's `worker` line runs one `rq worker`: it is started WORKER_COUNT times, as honcho's
+    `-c worker=N`; a line that reads WORKER_COUNT itself (stage 03) is started once."""
+    from lab.runtime.up import instances
+
+    rq = instances(Stage.find("04"), {"WORKER_COUNT": "3"})
+    assert [name for line, name in rq if line == "worker"] == ["worker.1", "worker.2", "worker.3"]
+    assert ("scheduler", "scheduler") in rq
+    kestrel = instances(Stage.find("03"), {"WORKER_COUNT": "3"})
+    assert [name for line, name in kestrel if line == "worker"] == ["worker"]
+
+
+def test_the_story_durations_reach_a_stage_scaled_and_the_shell_wins(monkeypatch):
+    monkeypatch.delenv("TWITPIC_BREAKER_COOLDOWN", raising=False)
+    env = Stage.find("04").environment({"WORKBOOK_TIME_SCALE": "0.1"})
+    assert float(env["TWITPIC_TWITTER_READ_TIMEOUT"]) == pytest.approx(1.0)
+    assert env["RQ_MAINTENANCE_INTERVAL"] == "6"
+    assert "TWITPIC_DATABASE_TIMEOUT" not in env  # the machine's waits are not the story's
+    monkeypatch.setenv("TWITPIC_BREAKER_COOLDOWN", "7")
+    assert "TWITPIC_BREAKER_COOLDOWN" not in Stage.find("04").environment({"WORKBOOK_TIME_SCALE": "0.1"})
+
+
+def test_a_process_manager_starts_an_exited_job_worker_again(tmp_path):
+    """What `workbook up` and the drill do for RQ's job workers, which quit when Redis goes away."""
+    import signal
+
+    from lab.runtime.process import wait_until
+    from lab.runtime.up import restart_exited, stop_all
+
+    stage = Stage(tmp_path)
+    (tmp_path / "Procfile").write_text(
+        "worker: python -c 'import time; time.sleep(600)'\nredis: python -c 'import time; time.sleep(600)'\n")
+    processes = {name: stage.process(line, env={}, instance=name).start()
+                 for line, name in [("worker", "worker.1"), ("redis", "redis")]}
+    try:
+        first = processes["worker.1"]
+        first.signal(signal.SIGKILL)
+        processes["redis"].signal(signal.SIGKILL)
+        wait_until(lambda: not first.alive and not processes["redis"].alive, timeout=10, what="both dead")
+        assert restart_exited(stage, {}, processes) == ["worker.1 exited with code -9: started it again"]
+        assert processes["worker.1"] is not first and processes["worker.1"].alive
+        assert not processes["redis"].alive  # a server is not a job worker: its death stops the stage
+    finally:
+        stop_all(list(processes.values()))

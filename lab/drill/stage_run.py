@@ -124,7 +124,7 @@ class StageRun:
     def sample(self, phase: str) -> None:
         # A process manager starts again a job worker that exited (RQ's quit when Redis goes away).
         for restarted in restart_exited(self.stage, self.env, self.processes):
-            self.events.append([round(self.load.now(), 3), f"started {restarted} again"])
+            self.events.append([round(self.load.now(), 3), restarted])
         load = self.load
         now = round(load.now(), 3)
         tweets = self.twitter.stats()["accepted"]
@@ -232,7 +232,7 @@ class StageRun:
     def excused_losses(self) -> dict[str, str]:
         """Tweets the scenario itself explains losing. A comment made while the queue server was
         down is saved, but its tweet cannot be queued: the two writes of chapter 05, a limit every
-        stage with a queue server has. And a Redis that keeps nothing on disk (stage 04's default)
+        stage with a queue server has. And a Redis that keeps nothing on disk (REDIS_APPENDFSYNC=off)
         loses every job queued in it."""
         forgets = "redis" in self.processes and self.env.get("REDIS_APPENDFSYNC") == "off"
         down_from, back_at = self.queue_down

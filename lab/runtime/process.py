@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,9 +28,36 @@ class ProcessError(RuntimeError):
     pass
 
 
+_CHOOSER = random.SystemRandom()  # not the shared generator, which a test may seed
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The ports the OS hands out to outgoing connections (Linux says; elsewhere IANA's range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_port(host: str = LOCALHOST) -> int:
-    """A TCP port that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port that nothing listens on right now, for a server about to start.
+
+    Taken from below the range the OS hands out to outgoing connections: a port the OS picked
+    (bind to port 0) comes from that range, and between this check and the server's own bind, any
+    client's outgoing connection could take it (the stages open many: job workers, Redis clients).
+    """
+    low = _ephemeral_ports()[0]
+    pool = range(max(1024, low - 12000), low) if low > 2048 else range(20000, 32000)
+    for _ in range(200):
+        port = _CHOOSER.choice(pool)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # in use: another
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: let the OS pick
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
@@ -201,6 +229,11 @@ class ManagedProcess:
         """Send a signal to the process alone (not its group), e.g. SIGKILL in a crash test."""
         if self.alive:
             os.kill(self.pid, signum)
+
+    def ask_to_stop(self) -> None:
+        """SIGTERM the whole group, and return at once: stop() then waits, and escalates."""
+        if self.popen is not None and self.popen.poll() is None:
+            _signal_group(self.pid, signal.SIGTERM)
 
     def stop(self, grace: float = 5.0) -> int | None:
         """SIGTERM the whole group, then SIGKILL whatever is left after `grace` seconds."""

@@ -73,7 +73,7 @@ def instances(stage: Stage, env: dict[str, str]) -> list[tuple[str, str]]:
 
 def procfile_name(process: ManagedProcess) -> str:
     """The Procfile line a process runs: `worker` for `04-rq:worker.2`."""
-    return process.name.split(":", 1)[1].split(".", 1)[0]
+    return process.name.split(":", 1)[-1].split(".", 1)[0]
 
 
 def start_one(stage: Stage, env: dict[str, str], name: str, instance: str, log_dir: Path | None) -> ManagedProcess:
@@ -119,13 +119,21 @@ def restart_exited(
             code = process.returncode
             process.stop()
             processes[instance] = start_one(stage, env, name, instance, log_dir)
-            restarted.append(f"{instance} (it exited with code {code})")
+            restarted.append(f"{instance} exited with code {code}: started it again")
     return restarted
 
 
 def stop_all(processes: list[ManagedProcess]) -> None:
-    for process in reversed(processes):
-        process.stop()
+    """Stop the processes in the reverse of START_ORDER: the site, then the workers, then the
+    servers they use (a job worker says goodbye to Redis as it stops). Those of one rank are asked
+    at once (SIGTERM), then waited for."""
+    ranks = sorted({START_ORDER.get(procfile_name(p), 0) for p in processes}, reverse=True)
+    for rank in ranks:
+        these = [p for p in reversed(processes) if START_ORDER.get(procfile_name(p), 0) == rank]
+        for process in these:
+            process.ask_to_stop()
+        for process in these:
+            process.stop()
 
 
 def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
@@ -167,7 +175,7 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
         while True:
             time.sleep(0.2)
             for restarted in restart_exited(stage, env, by_name, log_dir):
-                print(f"started {restarted} again", flush=True)
+                print(restarted, flush=True)
             processes = list(by_name.values())
             if not all(process.alive for process in processes):
                 break

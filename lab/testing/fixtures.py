@@ -25,7 +25,7 @@ def running_twitter():
 @pytest.fixture
 def twitter(running_twitter):
     """The module's fake Twitter, `up` with no latency and an empty ledger, for each test."""
-    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3, reject_duplicates=False)
+    running_twitter.control(mode="up", latency_ms=[0, 0], fail_rate=0.3, reject_duplicates=False, retry_after=None)
     running_twitter.reset()
     yield running_twitter
     running_twitter.set_mode("up")  # release anything a test left hanging

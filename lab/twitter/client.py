@@ -93,7 +93,8 @@ class FakeTwitter:
         return response.json()
 
     def control(self, **changes) -> dict:
-        """Change `mode`, `latency_ms` ([lo, hi]), `fail_rate`, `reject_duplicates`; the new state."""
+        """Change `mode`, `latency_ms` ([lo, hi]), `fail_rate`, `reject_duplicates`, `retry_after`;
+        the new state."""
         if "latency_ms" in changes:
             changes["latency_ms"] = list(changes["latency_ms"])
         return self._call("POST", "/_control", json=changes)

@@ -14,6 +14,7 @@ _MODE_HELP = {
     "refuse": "the API port stops accepting connections",
     "hang": "accepts and never answers until the mode changes",
     "flaky": "a share of requests fail with 503",
+    "limited": "429 Too Many Requests, with Retry-After",
 }
 
 _PAGE = """<!doctype html>

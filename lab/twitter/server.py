@@ -35,7 +35,7 @@ ROUTES = {
     ("POST", "/2/tweets"): "post a tweet (API port only)",
     ("GET", "/"): "the timeline page with buttons for the modes",
     ("GET", "/_control"): "the current mode, latency range, fail rate, time scale",
-    ("POST", "/_control"): "change mode, latency_ms, fail_rate or reject_duplicates",
+    ("POST", "/_control"): "change mode, latency_ms, fail_rate, reject_duplicates or retry_after",
     ("GET", "/_ledger"): "every accepted tweet",
     ("GET", "/_stats"): "counts: accepted, duplicates, rejected by reason, received, in flight",
     ("POST", "/_reset"): "clear the ledger and the counts",
@@ -61,12 +61,16 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # the default writes every request to stderr
         log.debug("%s %s", self.address_string(), format % args)
 
-    def send_json(self, status: int, body) -> None:
-        self.send_bytes(status, json.dumps(body).encode(), "application/json")
+    def send_json(self, status: int, body, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(status, json.dumps(body).encode(), "application/json", headers)
 
-    def send_bytes(self, status: int, payload: bytes, content_type: str) -> None:
+    def send_bytes(
+        self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None,
+    ) -> None:
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Cache-Control", "no-store")
@@ -157,6 +161,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.state.fails_now(mode):
             return self.send_json(*problem(HTTPStatus.SERVICE_UNAVAILABLE, "Twitter is over capacity."))
+        wait = self.state.rate_limited_for(mode)
+        if wait is not None:
+            return self.send_json(*problem(HTTPStatus.TOO_MANY_REQUESTS, "Too Many Requests"),
+                                  headers={"Retry-After": str(wait)})
 
         user = self.state.user_for(_bearer_token(self.headers.get("Authorization")))
         if user is None:

@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from lab.runtime.timescale import time_scale
 
 # --8<-- [start:modes]
-MODES = ("up", "slow", "down", "refuse", "hang", "flaky")
+MODES = ("up", "slow", "down", "refuse", "hang", "flaky", "limited")
 SLOW_FACTOR = 10  # `slow` multiplies the latency by this
+RATE_LIMIT_SECONDS = 15  # `limited` asks every user to wait this long (story seconds, whole seconds)
 MAX_TWEET_LENGTH = 280
 # --8<-- [end:modes]
 HANG_CHECK_SECONDS = 0.1  # how often a held request checks that its client is still there
@@ -57,6 +58,15 @@ def parse_flag(value, name: str) -> bool:
     return value
 
 
+def parse_retry_after(value) -> int | None:
+    """Whole seconds for `limited`'s Retry-After (at least 1), or None for the story's own."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ControlError(f"retry_after must be a whole number of seconds, at least 1, or null, got {value!r}")
+    return value
+
+
 def parse_mode(value) -> str:
     if value not in MODES:
         raise ControlError(f"mode must be one of {', '.join(MODES)}, got {value!r}")
@@ -88,6 +98,7 @@ class TwitterState:
     latency_ms: tuple[int, int] = (1000, 2000)
     fail_rate: float = 0.3
     reject_duplicates: bool = False  # as Twitter did: the same text twice from one user is refused
+    retry_after: int | None = None  # `limited`'s wait in whole seconds; None: RATE_LIMIT_SECONDS, scaled
     seed: int | None = None
     ledger: list[Tweet] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)  # by reason: down, flaky, refuse, ...
@@ -113,7 +124,7 @@ class TwitterState:
 
     def control(self, changes: dict) -> dict:
         """Apply a POST /_control body; all values are checked before any is applied."""
-        unknown = set(changes) - {"mode", "latency_ms", "fail_rate", "reject_duplicates"}
+        unknown = set(changes) - {"mode", "latency_ms", "fail_rate", "reject_duplicates", "retry_after"}
         if unknown:
             raise ControlError(f"unknown control field(s): {', '.join(sorted(unknown))}")
         mode = parse_mode(changes["mode"]) if "mode" in changes else self.mode
@@ -124,10 +135,11 @@ class TwitterState:
             if "reject_duplicates" in changes
             else self.reject_duplicates
         )
+        retry_after = parse_retry_after(changes["retry_after"]) if "retry_after" in changes else self.retry_after
         with self._changed:
             old_mode = self.mode
             self.mode, self.latency_ms, self.fail_rate = mode, latency, rate
-            self.reject_duplicates = reject
+            self.reject_duplicates, self.retry_after = reject, retry_after
             self._changed.notify_all()  # release requests held in `hang`
         if mode != old_mode:
             for listener in self._listeners:
@@ -141,6 +153,7 @@ class TwitterState:
                 "latency_ms": list(self.latency_ms),
                 "fail_rate": self.fail_rate,
                 "reject_duplicates": self.reject_duplicates,
+                "retry_after": self.retry_after,
                 "time_scale": time_scale(),
                 "held": self.held,
             }
@@ -196,6 +209,15 @@ class TwitterState:
             if failed:
                 self.rejected[mode] += 1
             return failed
+
+    def rate_limited_for(self, mode: str) -> int | None:
+        """In `limited`, the whole seconds the caller must wait (a 429's Retry-After); else None."""
+        if mode != "limited":
+            return None
+        with self._changed:
+            self.rejected[mode] += 1
+            chosen = self.retry_after
+        return chosen or max(1, round(RATE_LIMIT_SECONDS * time_scale()))
 
     def count_rejection(self, reason: str) -> None:
         with self._changed:

@@ -67,6 +67,25 @@ def test_down_answers_503_and_records_nothing(twitter):
     assert twitter.stats()["rejected"] == {"down": 1}
 
 
+def test_limited_answers_429_with_how_long_to_wait(twitter):
+    twitter.set_mode("limited")
+    response = post(twitter)
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "15"  # story seconds, at this twitter's scale 1
+    assert twitter.ledger() == []
+    assert twitter.stats()["rejected"] == {"limited": 1}
+
+
+def test_limited_waits_are_scaled_and_whole_seconds():
+    with FakeTwitter.start(time_scale=0.1, mode="limited") as scaled:
+        assert post(scaled).headers["Retry-After"] == "2"  # 1.5 s, in HTTP's whole seconds
+    with FakeTwitter.start(time_scale=0.01, mode="limited") as fast:
+        assert post(fast).headers["Retry-After"] == "1"  # never 0: that would mean "now"
+        fast.control(retry_after=4)  # or as a test chooses
+        assert post(fast).headers["Retry-After"] == "4"
+
+
 def test_refuse_closes_the_api_port_and_up_opens_it_again(twitter):
     twitter.set_mode("refuse")
 
@@ -239,6 +258,8 @@ def test_flaky_at_the_extremes(twitter, rate, expected):
         ({"fail_rate": "often"}, "fail_rate"),
         ({"mode": "down", "colour": "red"}, "unknown control field"),
         ({"reject_duplicates": "yes"}, "true or false"),
+        ({"retry_after": 0}, "at least 1"),
+        ({"retry_after": 1.5}, "whole number of seconds"),
     ],
 )
 def test_bad_control_values_are_400_and_change_nothing(twitter, changes, detail):

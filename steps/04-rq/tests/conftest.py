@@ -13,7 +13,7 @@ import requests
 
 from lab.runtime.process import ManagedProcess, free_port, wait_until
 from lab.runtime.stages import Stage
-from lab.runtime.up import stage_environment, start_one, start_stage
+from lab.runtime.up import stage_environment, start_one, start_stage, stop_all
 from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.testing.site_client import SiteClient
 
@@ -73,12 +73,18 @@ class Site(SiteClient):
         record expires.)"""
         from twitpic.queue import tweets_queue
 
-        status = self.queue_status()
         with self.connection() as connection:
-            # Between the queue and the started registry, RQ keeps a job a job worker has taken on
-            # an intermediate list: read here, by the tests, so that no such job is missed.
-            taken = len(tweets_queue(connection).intermediate_queue.get_job_ids())
-        return status["queued"] + taken + status["started"] + status["scheduled"] == 0
+            queue = tweets_queue(connection)
+            # One snapshot, read in a single MULTI/EXEC, so that a job moving from one place to the
+            # next while we look is counted in one of them. Between the queue and the started
+            # registry, RQ keeps a job a job worker has taken on an intermediate list: read here,
+            # by the tests, so that no such job is missed.
+            with connection.pipeline(transaction=True) as snapshot:
+                snapshot.llen(queue.key)
+                snapshot.llen(queue.intermediate_queue_key)
+                snapshot.zcard(queue.started_job_registry.key)
+                snapshot.zcard(queue.scheduled_job_registry.key)
+                return sum(snapshot.execute()) == 0
 
     def comment_each(self, photo: int, bodies: list[str]) -> None:
         """One comment per body, each saved (303), one after another."""
@@ -153,8 +159,8 @@ def site(running_twitter, tmp_path_factory, request):
     try:
         yield site
     finally:
-        for process in reversed(list(site.processes.values())):
-            process.stop()
+        stop_all(list(site.processes.values()))
+        for process in site.processes.values():
             process.remove_log()
 
 

@@ -1,13 +1,12 @@
-"""What RQ gives (retries, timeouts, unique jobs, a failed-job registry, monitoring), what it does
-not do unless asked, and the shared circuit breaker, against the stage's real processes and a
-real Redis.
+"""What RQ gives (retries, timeouts, unique jobs, a failed-job registry, monitoring), and what the
+stage adds to it (a reservation per tweet, a durable Redis), against the stage's real processes
+and a real Redis. Outages, the breaker and rate limits are in test_outages.py.
 """
 
 import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -130,71 +129,6 @@ def test_two_runs_of_one_tweet_at_the_same_moment_post_it_once(site, twitter, mo
     posted, waiting = sorted(runs, key=lambda run: isinstance(run, Retry))
     assert isinstance(posted, str) and isinstance(waiting, Retry)  # the other is tried again later
     assert post_tweet_job("comment-twice", "bob", text) is None  # and then finds it posted
-
-
-def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, twitter, photo):
-    failed = site.queue_status()["failed"]
-    twitter.set_mode("down")
-    bodies = [f"while down {n}" for n in range(8)]
-    site.comment_each(photo, bodies)
-    site.wait_for_the_breaker(timeout=10)
-    breaker = site.breaker()
-    breaker.redis.pexpire(breaker.open_key, 60_000)  # hold it open while we look
-    # Once no job is running, no work horse is left that could be calling Twitter.
-    wait_until(lambda: site.queue_status()["started"] == 0, timeout=10, what="no job running")
-    calls = twitter.stats()["received"]
-    # The calls that opened it, and those that were already under way: no more.
-    assert calls <= breaker.threshold + site.job_workers - 1
-
-    # Open: nobody calls Twitter; new tweets wait to be tried again once it has cooled down.
-    waiting = [f"while open {n}" for n in range(3)]
-    site.comment_each(photo, waiting)
-    wait_until(lambda: site.queue_status()["scheduled"] == len(bodies) + len(waiting), timeout=10,
-               what="every tweet waiting for the cool-down")
-    assert site.queue_status()["breaker_open"]
-    assert twitter.stats()["received"] == calls
-    bodies += waiting
-    # Let it cool down now, as if the minute had passed: the breaker closes, and the waiting jobs
-    # are due (each waits for the cool-down it met, a minute here).
-    breaker.redis.pexpire(breaker.open_key, 1)
-    scheduled = queue_for(site).scheduled_job_registry
-    for job_id in scheduled.get_job_ids():
-        scheduled.requeue(job_id)
-
-    twitter.set_mode("up")
-    found = twitter.tweets_starting_with(bodies, seconds=site.recovery_seconds(), idle=site.idle)
-    assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
-    assert not site.queue_status()["breaker_open"]
-    assert site.queue_status()["failed"] == failed  # the outage cost no job its retries
-
-
-def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch):
-    """However long an outage lasts, waiting for the breaker spends none of the retries a job
-    keeps for crashes: the job returns RQ's `Retry`, counted apart, due when the cool-down ends."""
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from twitpic.queue import CRASH_RETRIES, enqueue_tweet, job_id_for
-
-    for name, value in site.settings_environment().items():
-        monkeypatch.setenv(name, value)
-    queue = queue_for(site, "tweets-to-one-side")  # a queue the stage's job workers do not read
-    breaker = site.breaker()
-    try:
-        for _ in range(breaker.threshold):
-            breaker.record_failure(trial=False)
-        enqueue_tweet(queue, site.settings(), "comment-patient", "bob", "patient tweet https://twitpic.example/p")
-        # A job worker of RQ's own, in this process: it runs the job, which meets the open breaker.
-        SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
-        job = queue.fetch_job(job_id_for("comment-patient"))
-        assert job.get_status() == "scheduled"  # to be tried again...
-        due = queue.scheduled_job_registry.get_scheduled_time(job.id)
-        wait = (due - datetime.now(timezone.utc)).total_seconds()
-        assert breaker.seconds_left() - 1 <= wait <= breaker.seconds_left() + site.settings()["RETRY_FIRST"]
-        assert job.retries_left == CRASH_RETRIES  # ...once cooled down, with none of its crash retries spent
-        assert job.number_of_retries == 1  # the wait, counted apart
-    finally:
-        site.reset_breaker()  # opened here on purpose: closed again for the tests after
 
 
 def test_rq_info_reads_the_stages_redis(site):

@@ -55,7 +55,7 @@ def test_a_duration_that_is_not_one_is_refused(environment):
         environment(TWITPIC_REDIS_TIMEOUT=-1)
 
 
-@pytest.mark.parametrize("twitter_mode", ["up", "down", "duplicate"])
+@pytest.mark.parametrize("twitter_mode", ["up", "down", "duplicate", "limited"])
 def test_the_budget_counts_every_wait_of_the_job(environment, twitter, tmp_path, monkeypatch, twitter_mode):  # noqa: F811
     """Run the job for real on each of its paths, counting its database statements and its Redis
     commands: none takes more than settings.py's budget counts."""

@@ -71,6 +71,7 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | Retry | Non
                 breaker.record_success(trial)  # Twitter answered: it works, it just will not take this one
                 raise PoisonJob(str(error)) from error
             except RateLimited as error:
+                breaker.record_success(trial)  # Twitter answered: it works, this user just posts too much
                 limit_user(connection, username, error.retry_after)  # every job worker waits it out
                 raise
             except TwitterError:
