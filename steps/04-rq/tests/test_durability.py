@@ -30,6 +30,23 @@ def test_a_redis_crash_keeps_the_queue_only_with_an_append_only_file(tmp_path, a
             assert tweets_queue(connection).count == survive
 
 
+def test_after_a_redis_restart_the_next_enqueue_goes_through(tmp_path):
+    """The web process's client keeps connections open between requests; Redis restarted has closed
+    them. redis-py finds a closed one as it takes it from its pool and connects again: the next
+    enqueue is queued."""
+    from twitpic.queue import connect, enqueue_tweet, tweets_queue
+    from twitpic.settings import settings_from_environment
+
+    with RedisServer(tmp_path / "redis", appendfsync="everysec") as server:
+        settings = {**settings_from_environment(), "REDIS_URL": server.url}
+        queue = tweets_queue(connect(settings))
+        enqueue_tweet(queue, settings, "comment-before", "bob", "before the restart")
+        server.crash()
+        server.restart()
+        enqueue_tweet(queue, settings, "comment-after", "bob", "after the restart")
+        assert queue.get_job_ids() == ["tweet-comment-before", "tweet-comment-after"]
+
+
 def test_a_redis_that_would_lose_jobs_is_named_at_start(tmp_path):
     """Given a Redis with no append-only file, or one that evicts keys when full, the stage's
     scheduler says so as it starts."""
