@@ -19,7 +19,7 @@ from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
 WEB_WORKERS = 2  # small on purpose: two stuck requests are enough to take the site down
-WORKERS = 4  # RQ job workers
+WORKERS = 4  # RQ job workers; a module that needs fewer says so (JOB_WORKERS), to spare the machine
 TIME_SCALE = 0.1  # Twitter's timeouts, retry intervals and the breaker, 10 times faster
 DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
 # The tests start a private Redis. To run them on a Redis of your own, name it here; its
@@ -139,6 +139,7 @@ class Site(SiteClient):
 def site(running_twitter, tmp_path_factory, request):
     data_dir = tmp_path_factory.mktemp("data")
     time_scale = getattr(request.module, "TIME_SCALE", TIME_SCALE)  # a module may run its story faster
+    job_workers = getattr(request.module, "JOB_WORKERS", WORKERS)
     env = stage_environment(
         data_dir=data_dir,
         workers=WEB_WORKERS,
@@ -146,7 +147,7 @@ def site(running_twitter, tmp_path_factory, request):
         twitter_port=running_twitter.port,
         twitter_control_port=running_twitter.control_port,
     )
-    env.update(WORKER_COUNT=str(WORKERS), WORKBOOK_TIME_SCALE=str(time_scale), REDIS_PORT=str(free_port()))
+    env.update(WORKER_COUNT=str(job_workers), WORKBOOK_TIME_SCALE=str(time_scale), REDIS_PORT=str(free_port()))
     env["REDIS_URL"] = f"redis://127.0.0.1:{env['REDIS_PORT']}/0"
     skip = {"twitter"}
     if os.environ.get(OWN_REDIS_VARIABLE):  # asked for by name: REDIS_URL alone is never wiped

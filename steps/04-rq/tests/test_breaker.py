@@ -62,13 +62,16 @@ def test_a_late_success_while_the_breaker_is_open_does_not_skip_the_trial(connec
 
 
 def test_how_long_a_job_waits_for_the_breaker(connection):
-    """Open: the rest of the cool-down. Half-open: the rest of the trial's time."""
+    """Open: the rest of the cool-down. Half-open: the rest of the trial's time, but no more than
+    a quarter of a cool-down, so that the jobs come back soon after a trial that answered at once."""
     from twitpic.breaker import CircuitBreaker
 
-    breaker = CircuitBreaker(connection, "waits", threshold=1, window=60, cooldown=20, trial=5)
+    breaker = CircuitBreaker(connection, "waits", threshold=1, window=60, cooldown=20, trial=14)
     assert breaker.seconds_left() == 0
     breaker.record_failure(trial=False)
     assert 19 < breaker.seconds_left() <= 20
     connection.delete(breaker.open_key)
     assert breaker.check() is True
-    assert 4 < breaker.seconds_left() <= 5
+    assert breaker.seconds_left() == 5
+    breaker.redis.pexpire(breaker.trial_key, 3000)
+    assert 2 < breaker.seconds_left() <= 3

@@ -13,6 +13,7 @@ import psutil
 from lab.runtime.process import process_calling, wait_until
 
 TIME_SCALE = 1.0  # this module's site (see the `site` fixture)
+JOB_WORKERS = 2  # and one job, one horse to kill
 
 
 def queue_for(site):

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 from lab.runtime.process import wait_until
 
+JOB_WORKERS = 2  # this module's site (see the `site` fixture): enough for calls under way when the breaker opens
+
 
 def queue_for(site, name=None):
     """The stage's `tweets` queue, or a queue of another name that no job worker reads."""
@@ -99,7 +101,7 @@ def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch):
         assert job.get_status() == "scheduled"  # to be tried again...
         due = queue.scheduled_job_registry.get_scheduled_time(job.id)
         wait = (due - datetime.now(timezone.utc)).total_seconds()
-        assert breaker.seconds_left() - 1 <= wait <= breaker.seconds_left() + site.settings()["RETRY_FIRST"]
+        assert breaker.seconds_left() - 1 <= wait <= 1.2 * breaker.seconds_left() + 0.5
         assert job.retries_left == CRASH_RETRIES  # ...once cooled down, with none of its crash retries spent
         assert job.number_of_retries == 1  # the wait, counted apart
     finally:

@@ -9,6 +9,8 @@ import psutil
 
 from lab.runtime.process import connects_to, process_calling, wait_until
 
+JOB_WORKERS = 2  # this module's site (see the `site` fixture): one to kill, one to take the job over
+
 
 # --8<-- [start:horse_test]
 def test_a_killed_workers_horse_is_gone_before_its_job_runs_again(site, twitter, photo):

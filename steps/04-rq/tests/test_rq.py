@@ -15,6 +15,8 @@ from rq.registry import FailedJobRegistry
 
 from lab.runtime.process import wait_until
 
+JOB_WORKERS = 2  # this module's site (see the `site` fixture): enough to run jobs side by side
+
 RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
 
 

@@ -10,6 +10,8 @@ from lab.runtime.process import wait_until
 from lab.testing.site_client import JPEG_START, TINY_GIF, photo_id_from, tiny_png
 from twitpic.db import init_db
 
+JOB_WORKERS = 2  # this module's site (see the `site` fixture): the pages and their errors need no more
+
 MiB = 1024 * 1024
 
 

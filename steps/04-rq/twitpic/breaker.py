@@ -77,8 +77,13 @@ class CircuitBreaker:
         return self.redis.exists(self.open_key, self.trial_key) > 0
 
     def seconds_left(self) -> float:
-        """How long until a call may go ahead: what is left of the cool-down, or of the trial call."""
-        return max(0, self.redis.pttl(self.open_key), self.redis.pttl(self.trial_key)) / 1000
+        """How long a call should wait before it asks again: what is left of the cool-down; during
+        a trial, what is left of it, but no more than a quarter of a cool-down (a trial usually
+        answers in a second or two)."""
+        cooling = self.redis.pttl(self.open_key) / 1000
+        if cooling > 0:
+            return cooling
+        return max(0, min(self.redis.pttl(self.trial_key) / 1000, self.cooldown / 4))
 
 
 def ms(seconds: float) -> int:

@@ -9,6 +9,7 @@ raises PoisonJob, and RQ moves the job to the failed registry once its crash ret
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from dataclasses import dataclass
 
@@ -22,9 +23,9 @@ from .twitter import DuplicateTweet, RateLimited, TweetRejected, TwitterError, p
 
 log = logging.getLogger("twitpic.tasks")
 
-# Tries for a passing failure, before the job gives up to the failed registry: about a day of
-# them, at most a minute apart (RETRY_CAP).
-PASSING_FAILURE_TRIES = 1500
+# Tries for a passing failure, before the job gives up to the failed registry: enough for a
+# day-long outage, met as a breaker that cools down for 20 s at a time.
+PASSING_FAILURE_TRIES = 5000
 
 
 class PoisonJob(Exception):
@@ -53,7 +54,7 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | Retry | Non
         if run.posted:
             return None  # posted before: this is a second run, or a second job, of the same tweet
         if run.held_for:
-            return retry_later(settings, at_least=run.held_for)  # another run is posting it right now
+            return retry_later(settings, wait=run.held_for)  # another run is posting it right now
         try:
             wait = rate_limit_left(connection, username)
             if wait:
@@ -80,10 +81,10 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | Retry | Non
             breaker.record_success(trial)
         except CircuitOpen:
             release(db, run)
-            return retry_later(settings, at_least=breaker.seconds_left())
+            return retry_later(settings, wait=breaker.seconds_left())
         except RateLimited as error:
             release(db, run)
-            return retry_later(settings, at_least=error.retry_after)
+            return retry_later(settings, wait=error.retry_after)
         except TwitterError:
             release(db, run)
             return retry_later(settings)
@@ -98,13 +99,15 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | Retry | Non
 # --8<-- [end:job]
 
 
-def retry_later(settings: dict, at_least: float = 0.0) -> Retry:
-    """Ask RQ to run this job again after its next backoff interval, and not sooner than
-    `at_least` seconds."""
-    job = get_current_job()
-    tries = (job.number_of_retries or 0) + 1 if job is not None else 1
-    wait = max(retry_interval(settings, tries), at_least + retry_interval(settings, 1) / 2)
-    return Retry(max=PASSING_FAILURE_TRIES, interval=[wait])
+def retry_later(settings: dict, wait: float | None = None) -> Retry:
+    """Ask RQ to run this job again: after `wait` seconds, when something said how long to wait
+    (the breaker, a rate limit, another run), stretched by up to a fifth so that the jobs that
+    waited together come back one after another; else after the job's next backoff interval."""
+    if wait is None:
+        job = get_current_job()
+        tries = (job.number_of_retries or 0) + 1 if job is not None else 1
+        return Retry(max=PASSING_FAILURE_TRIES, interval=[retry_interval(settings, tries)])
+    return Retry(max=PASSING_FAILURE_TRIES, interval=[max(wait, 0.001) * random.uniform(1.0, 1.2)])
 
 
 # --8<-- [start:rate_limit]
