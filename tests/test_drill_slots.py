@@ -54,7 +54,10 @@ def test_a_job_worker_posting_to_a_hung_twitter_shows_as_waiting_on_twitter(
         wait_until(lambda: probe() == ("ii", "ii"), timeout=20, what="idle web and job workers")
         twitter.set_mode("hang")
         assert site.comment(photo, "queued while Twitter hangs").status_code == 303
-        wait_until(lambda: sorted(probe()[1]) == ["i", "t"], timeout=20,
+        # One job worker waits on Twitter; in stage 02, whose naive claim races, both may have
+        # taken the one job (the stage's lesson), so both may wait.
+        expected = (["i", "t"], ["t", "t"]) if stage_name == "02-db-queue" else (["i", "t"],)
+        wait_until(lambda: sorted(probe()[1]) in expected, timeout=20,
                    what="one job worker waiting on Twitter")
         assert probe()[0] == "ii"  # the site itself waits for nobody
         twitter.set_mode("up")
