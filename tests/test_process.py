@@ -89,13 +89,12 @@ def test_stop_also_stops_children_that_left_the_process_group():
     code = textwrap.dedent(
         """
         import os, signal, sys, time
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:
             os.setpgrp()
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("children", os.getpid(), flush=True)  # once in a group of its own
             time.sleep(600)
             os._exit(0)
-        print("children", pid, flush=True)
         time.sleep(600)
         """
     )
