@@ -37,7 +37,7 @@ def test_the_job_timeout_outlasts_everything_one_run_may_wait_on(environment, va
 def test_a_job_timeout_shorter_than_the_waits_is_refused(environment):
     from twitpic.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="no longer than the 34 s one run may wait"):
+    with pytest.raises(SettingsError, match="no longer than the 35 s one run may wait"):
         environment(TWITPIC_JOB_TIMEOUT=30)
 
 
@@ -133,7 +133,7 @@ def test_the_budget_counts_every_wait_of_the_job(environment, twitter, tmp_path,
             breaker.redis.set(breaker.trial_key, 1)  # another run's trial call is under way
             run("comment-waits", "waits for the trial")
     assert worst["database"] <= JOB_DATABASE_WAITS
-    assert worst["redis"] <= JOB_REDIS_WAITS
+    assert worst["redis"] + 1 <= JOB_REDIS_WAITS  # and the connect, which no command counts
     print(f"{twitter_mode}: at most {worst['database']} database waits, {worst['redis']} Redis commands")
 
 

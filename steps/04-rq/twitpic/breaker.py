@@ -5,7 +5,7 @@ with no failures counted, for every single job: it would never trip. Counting in
 failures of all workers add up.
 
 closed:    calls go through; each failure is counted, and `threshold` failures within `window`
-           seconds open the breaker.
+           seconds, with no success between them, open the breaker.
 open:      for `cooldown` seconds no call is made at all: a job that meets the open breaker
            waits, as a retry due when the cool-down ends.
 half-open: after the cool-down, one call (the trial) may test Twitter while the others wait. If

@@ -60,9 +60,10 @@ def settings_from_environment() -> dict:
 
 # --8<-- [start:budget]
 # The tweet job's waits at most (tasks.py; tests/test_settings.py counts them): connecting to the
-# database and four statements; six Redis commands (the rate limit, the breaker's check and record).
+# database and four statements; connecting to Redis and six commands (the rate limit, the
+# breaker's check and record).
 JOB_DATABASE_WAITS = 5
-JOB_REDIS_WAITS = 6
+JOB_REDIS_WAITS = 7
 # RQ declares a job abandoned 60 s after its last heartbeat, at the earliest. A work horse ends
 # itself at its job timeout, so a timeout within that grace means a job is never run again while
 # its first run could still be going.

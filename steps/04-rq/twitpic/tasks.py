@@ -13,6 +13,7 @@ import random
 import uuid
 from dataclasses import dataclass
 
+import redis
 from rq import Retry, get_current_job
 
 from .breaker import CircuitBreaker, CircuitOpen
@@ -78,6 +79,7 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | Retry | Non
             except TwitterError:
                 breaker.record_failure(trial)  # down, hung or overloaded: it says nothing about this tweet
                 raise
+            mark_posted(db, run, twitter_id)  # first: whatever fails next, the tweet is known as posted
             breaker.record_success(trial)
         except CircuitOpen:
             release(db, run)
@@ -88,10 +90,9 @@ def post_tweet_job(tweet_id: str, username: str, text: str) -> str | Retry | Non
         except TwitterError:
             release(db, run)
             return retry_later(settings)
-        except PoisonJob:
+        except (PoisonJob, redis.RedisError):  # poison, or Redis gone: RQ's crash retries take over
             release(db, run)
             raise
-        mark_posted(db, run, twitter_id)
         return twitter_id
     finally:
         connection.close()
