@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from lab.bench.figures import percentile
+from lab.bench.figures import percentile, write_results
 from lab.kestrel.cli import event_loop_runner
 from lab.runtime.kestrel_server import kestrel_process
 from lab.runtime.process import ManagedProcess, free_port
@@ -354,11 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     if rounds < 1:
         parser.error("--rounds must be at least 1")
     rows = run_benchmark(100_000 // scale, 100, 10_000 // scale, rounds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "kestrel.json").write_text(json.dumps(rows, indent=2) + "\n")
     table = [result_line(*rows[n:n + len(SERVERS)]) for n in range(0, len(rows), len(SERVERS))]
-    (args.out / "kestrel.txt").write_text("\n".join(table) + "\n")
-    print(f"wrote {args.out / 'kestrel.json'} and {args.out / 'kestrel.txt'}")
+    write_results(args.out, "kestrel", rows, "\n".join(table))
     missing = [row for row in rows if row["moved"] != row["items"]]
     for row in missing:
         print(f"{row['server']} {row['workload']} fsync={row['fsync']}: only {row['moved']} of"

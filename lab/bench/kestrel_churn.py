@@ -10,14 +10,13 @@ compaction writes an empty file) and past a backlog of 16 items (each compaction
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from lab.bench.figures import percentile
+from lab.bench.figures import percentile, write_results
 from lab.runtime.kestrel_server import kestrel_process
 from lab.testing.kestrel import RawClient
 
@@ -108,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{row['p999_ms'] / idle['p999_ms']:.1f}x"
         for row, (name, count) in zip(rows[1:], moved.items(), strict=True)]
     print("\n".join(printed))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "kestrel-churn.json").write_text(json.dumps({"rows": rows, "moved": moved}, indent=2) + "\n")
-    (args.out / "kestrel-churn.txt").write_text("\n".join(printed) + "\n")
-    print(f"wrote {args.out / 'kestrel-churn.json'} and {args.out / 'kestrel-churn.txt'}")
+    write_results(args.out, "kestrel-churn", {"rows": rows, "moved": moved}, "\n".join(printed))
     return 0
 
 

@@ -21,7 +21,6 @@ intervals) but not RQ's 60 s, which no setting changes.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import signal
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import psutil
 
+from lab.bench.figures import write_results
 from lab.runtime.process import connects_to, free_port, process_calling, wait_until
 from lab.runtime.stages import Stage
 from lab.runtime.timescale import ENV_VAR as TIME_SCALE_ENV
@@ -169,10 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows, bounds)
     print(table)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "rq-recovery.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (args.out / "rq-recovery.txt").write_text(table + "\n")
-        print(f"wrote {args.out / 'rq-recovery.json'} and {args.out / 'rq-recovery.txt'}")
+        write_results(args.out, "rq-recovery", rows, table)
     return 0 if all(row["posted"] == 1 for row in rows) else 1
 
 

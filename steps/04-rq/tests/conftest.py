@@ -64,6 +64,17 @@ class Site(SiteClient):
 
         return connect(self.settings())
 
+    def queue(self, name: str | None = None):
+        """The stage's `tweets` queue, or a queue of another name that no job worker reads."""
+        from rq import Queue
+        from rq.serializers import JSONSerializer
+
+        from twitpic.queue import tweets_queue
+
+        if name is None:
+            return tweets_queue(self.connection())
+        return Queue(name, connection=self.connection(), serializer=JSONSerializer)
+
     def queue_status(self) -> dict:
         return requests.get(self.url("/status.json"), timeout=10).json()
 

@@ -16,17 +16,11 @@ TIME_SCALE = 1.0  # this module's site (see the `site` fixture)
 JOB_WORKERS = 2  # and one job, one horse to kill
 
 
-def queue_for(site):
-    from twitpic.queue import tweets_queue
-
-    return tweets_queue(site.connection())
-
-
 def test_without_retry_a_killed_job_is_not_retried(site, twitter, photo):
     """RQ's default: a job whose process dies is failed, not retried, unless the job has a Retry."""
     from twitpic.queue import JOB
 
-    queue = queue_for(site)
+    queue = site.queue()
     twitter.set_mode("hang")
     text = "no second chance https://twitpic.example/p"
     job = queue.enqueue(JOB, "comment-no-retry", "bob", text, job_timeout=60)

@@ -9,19 +9,6 @@ from lab.runtime.process import wait_until
 JOB_WORKERS = 2  # this module's site (see the `site` fixture): enough for calls under way when the breaker opens
 
 
-def queue_for(site, name=None):
-    """The stage's `tweets` queue, or a queue of another name that no job worker reads."""
-    from rq import Queue
-    from rq.serializers import JSONSerializer
-
-    from twitpic.queue import tweets_queue
-
-    connection = site.connection()
-    if name is None:
-        return tweets_queue(connection)
-    return Queue(name, connection=connection, serializer=JSONSerializer)
-
-
 def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, twitter, photo):
     failed = site.queue_status()["failed"]
     twitter.set_mode("down")
@@ -47,7 +34,7 @@ def test_the_breaker_stops_calls_while_twitter_is_down_and_closes_after(site, tw
     # Let it cool down now, as if the minute had passed: the breaker closes, and the waiting jobs
     # are due (each waits for the cool-down it met, a minute here).
     breaker.redis.pexpire(breaker.open_key, 1)
-    scheduled = queue_for(site).scheduled_job_registry
+    scheduled = site.queue().scheduled_job_registry
     for job_id in scheduled.get_job_ids():
         scheduled.requeue(job_id)
 
@@ -89,7 +76,7 @@ def test_a_job_that_meets_the_open_breaker_keeps_its_retries(site, monkeypatch):
 
     for name, value in site.settings_environment().items():
         monkeypatch.setenv(name, value)
-    queue = queue_for(site, "tweets-to-one-side")  # a queue the stage's job workers do not read
+    queue = site.queue("tweets-to-one-side")  # a queue the stage's job workers do not read
     breaker = site.breaker()
     try:
         for _ in range(breaker.threshold):

@@ -20,19 +20,6 @@ JOB_WORKERS = 2  # this module's site (see the `site` fixture): enough to run jo
 RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
 
 
-def queue_for(site, name=None):
-    """The stage's `tweets` queue, or a queue of another name that no job worker reads."""
-    from rq import Queue
-    from rq.serializers import JSONSerializer
-
-    from twitpic.queue import tweets_queue
-
-    connection = site.connection()
-    if name is None:
-        return tweets_queue(connection)
-    return Queue(name, connection=connection, serializer=JSONSerializer)
-
-
 def test_a_flaky_twitter_gets_every_tweet_exactly_once(site, twitter, photo, drain_seconds):
     twitter.control(mode="flaky", fail_rate=0.3)
     bodies = [f"flaky day {n}" for n in range(20)]
@@ -64,7 +51,7 @@ def test_a_hung_call_is_cut_off_by_its_timeout_and_retried(site, twitter, photo,
 def test_a_poison_job_goes_to_the_failed_registry_and_the_rest_keep_flowing(site, twitter, photo, drain_seconds):
     from twitpic.queue import enqueue_tweet, job_id_for
 
-    queue = queue_for(site)
+    queue = site.queue()
     enqueue_tweet(queue, site.settings(), "comment-poison", "mallory", "from nobody https://twitpic.example/p")
     assert site.comment(photo, "after the poison").status_code == 303
 
@@ -84,7 +71,7 @@ def test_the_same_tweet_cannot_be_queued_twice(site):
 
     from twitpic.queue import enqueue_tweet
 
-    queue = queue_for(site, "tweets-to-one-side")  # no job worker reads it: the first job stays queued
+    queue = site.queue("tweets-to-one-side")  # no job worker reads it: the first job stays queued
     enqueue_tweet(queue, site.settings(), "comment-once", "bob", "only once https://twitpic.example/p")
     with pytest.raises(DuplicateJobError):
         enqueue_tweet(queue, site.settings(), "comment-once", "bob", "only once https://twitpic.example/p")
@@ -100,12 +87,12 @@ def test_a_comments_job_is_named_after_the_comment(site, twitter, photo, drain_s
 
     response = site.comment(photo, "named after me")
     tweet_id = "comment-" + response.headers["Location"].rsplit("#comment-", 1)[1]
-    job = queue_for(site).fetch_job(job_id_for(tweet_id))
+    job = site.queue().fetch_job(job_id_for(tweet_id))
     assert job is not None and job.args[0] == tweet_id
     found = twitter.tweets_starting_with(["named after me"], seconds=drain_seconds, idle=site.idle)
     text = found["named after me"][0]["text"]
     with pytest.raises(DuplicateJobError):  # its finished job is kept a while: a second one is refused
-        enqueue_tweet(queue_for(site), site.settings(), tweet_id, "bob", text)
+        enqueue_tweet(site.queue(), site.settings(), tweet_id, "bob", text)
     assert len(twitter.tweets_starting_with(["named after me"], idle=site.idle)["named after me"]) == 1
 
 
@@ -159,7 +146,7 @@ def test_a_failed_job_can_be_requeued_from_the_failed_registry(site, twitter):
     it fail, `rq requeue` sends it back, and it runs."""
     from twitpic.queue import JOB
 
-    queue = queue_for(site)
+    queue = site.queue()
     # Enqueued by hand, with no Retry: a user the site does not know yet makes it fail at once.
     job = queue.enqueue(JOB, "comment-requeue", "erin", "second chance https://twitpic.example/p")
     wait_until(lambda: job.get_status(refresh=True) == "failed", timeout=10, what="the job failed")
