@@ -182,11 +182,7 @@ def settled_queue(request):
     if "site" in request.fixturenames:
         site = request.getfixturevalue("site")
         twitter = request.getfixturevalue("twitter")  # `up`, so that leftovers can drain
-        wait_until(
-            lambda: (lambda s: s["queued"] + s["started"] + s["scheduled"] == 0)(site.queue_status()),
-            timeout=DRAIN_SECONDS,
-            what="the queue drained",
-        )
+        wait_until(site.idle, timeout=DRAIN_SECONDS, what="the queue drained")
         twitter.reset()  # what drained belongs to the test before
         site.reset_breaker()  # and so do the failures it counted
 

@@ -6,10 +6,14 @@ import signal
 import time
 
 import psutil
+import pytest
 
 from lab.runtime.process import connects_to, process_calling, wait_until
+from lab.testing.rq import freeze_while_it_waits_for_a_job
 
 JOB_WORKERS = 2  # this module's site (see the `site` fixture): one to kill, one to take the job over
+SCHEDULER_INTERVAL = 1  # seconds: RQ's scheduler looks for due jobs once a second
+RQ_INTERMEDIATE_WAIT = 60  # seconds RQ leaves a job on its intermediate list before it acts (IntermediateQueue)
 
 
 # --8<-- [start:horse_test]
@@ -55,6 +59,30 @@ def test_a_job_worker_killed_while_it_waits_for_a_job_takes_none_with_it(site, t
     assert site.comment(photo, "after the massacre").status_code == 303
     found = twitter.tweets_starting_with(["after the massacre"], seconds=drain_seconds, idle=site.idle)
     assert len(found["after the massacre"]) == 1
+
+
+@pytest.mark.long  # RQ looks at such a job again a minute later: `make test-long`
+def test_a_job_worker_killed_after_taking_a_job_and_before_starting_it_loses_nothing(site, twitter, photo):
+    """Every job worker frozen while it waits for a job, a comment, then every job worker killed: the
+    job was taken (onto RQ's intermediate list) but never started. A maintenance pass of the new
+    job worker notes it; one a minute later hands it to the crash retry, and the tweet is posted."""
+    connection = site.connection()
+    job_workers = site.job_worker_processes()
+    for process in job_workers:
+        freeze_while_it_waits_for_a_job(process, connection)
+    assert site.comment(photo, "taken, then orphaned").status_code == 303
+    wait_until(lambda: site.queue().count == 0, timeout=10, what="the job taken")
+    for process in job_workers:
+        process.signal(signal.SIGKILL)
+        wait_until(lambda process=process: not process.alive, timeout=10, what="the job worker gone")
+    site.start_job_worker()
+
+    environment, settings = site.settings_environment(), site.settings()
+    maintenance = int(environment["RQ_MAINTENANCE_INTERVAL"])
+    retry = 1.5 * settings["RETRY_FIRST"] + SCHEDULER_INTERVAL
+    bound = RQ_INTERMEDIATE_WAIT + 2 * maintenance + retry + 10  # 10 s for a loaded machine
+    found = twitter.tweets_starting_with(["taken, then orphaned"], seconds=bound, idle=site.idle)
+    assert len(found["taken, then orphaned"]) == 1
 
 
 def running(process: psutil.Process) -> bool:
