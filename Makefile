@@ -1,5 +1,5 @@
 # Every entry point of the workbook. Each target builds .venv first when it is missing or when
-# the lock changed, so a fresh machine needs only python3 (3.10+) and make. The environment holds
+# the lock changed, so a fresh machine needs only python3 (3.11+) and make. The environment holds
 # exactly the versions in the lock: uv.lock, through `uv sync` when uv is on the PATH, else the
 # same versions with their hashes from requirements.lock, through pip.
 
@@ -29,7 +29,7 @@ help:
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml uv.lock requirements.lock
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "The workbook needs Python 3.10 or newer, found " + sys.version.split()[0] + ". Try: make PYTHON=python3.12 ...")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "The workbook needs Python 3.11 or newer, found " + sys.version.split()[0] + ". Try: make PYTHON=python3.12 ...")'
 	@if command -v uv >/dev/null 2>&1; then \
 		echo "uv sync --frozen (the versions in uv.lock)"; \
 		uv sync --frozen --python "$$(command -v $(PYTHON))"; \

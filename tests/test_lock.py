@@ -6,17 +6,13 @@ uv.lock, with hashes) with pip; `.ci/run` checks that both locks agree with pypr
 
 import os
 import re
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # Installed by the tools themselves, not by the lock: pip into a venv, and the workbook itself.

