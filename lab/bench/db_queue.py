@@ -33,7 +33,7 @@ import psutil
 
 from lab.bench.db_queue_stage import STAGE_DIR, StageHelper
 from lab.bench.db_queue_tables import lock_ceilings, postgresql_verdict, text_table, write_markdown
-from lab.runtime.databases import DEFAULT_PORTS, private_database, unreachable_reason
+from lab.runtime.databases import DEFAULT_PORTS, embedded_postgresql, private_database, unreachable_reason
 from lab.runtime.process import ManagedProcess, connects_to
 from lab.twitter import FakeTwitter
 
@@ -210,6 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     if jobs < 1 or not workers or min(workers) < 1 or args.latency_ms < 0:
         parser.error("--jobs and --workers must be at least 1, --latency-ms at least 0")
 
+    if "postgresql" not in backends:
+        return run(args, jobs, workers, backends, strategies)
+    postgresql_dir = Path(tempfile.mkdtemp(prefix="db-queue-postgresql-"))
+    try:
+        with embedded_postgresql(postgresql_dir) as version:
+            if version:
+                print(f"postgresql: the embedded server, PostgreSQL {version}", flush=True)
+            return run(args, jobs, workers, backends, strategies)
+    finally:
+        shutil.rmtree(postgresql_dir, ignore_errors=True)
+
+
+def run(args, jobs: int, workers: tuple[int, ...], backends: list[str], strategies: list[str]) -> int:
     settings = settings_line(jobs, args.latency_ms, workers, args.quick)
     print(settings, flush=True)
     skipped = {}

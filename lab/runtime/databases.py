@@ -1,7 +1,10 @@
 """Private databases on the PostgreSQL and MariaDB servers, for stage 02's tests and its benchmark.
 
 Each test or run gets a database of its own, created for it and dropped after it: nothing touches
-data it did not make. The servers are found by the same variables everywhere.
+data it did not make. The servers are found by the same variables everywhere. PostgreSQL needs no
+server of yours: unless you name one, the embedded one is started for the run
+(`embedded_postgresql`). MariaDB has no embedded server: the one you name, or the one on its
+usual port.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from lab.runtime.postgres_server import NoPostgres, PostgresServer
 
 SERVER_URL_VARIABLES = {
     "postgresql": "TWITPIC_TEST_POSTGRESQL_URL",
@@ -56,6 +61,33 @@ def without_password(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@", 1)
 
 
+_embedded_problem: dict[str, str] = {}  # why no embedded server started, for the skip message
+
+
+@contextmanager
+def embedded_postgresql(scratch_dir: Path) -> Iterator[str | None]:
+    """For the length of the block, a PostgreSQL for private databases: the one named in
+    TWITPIC_TEST_POSTGRESQL_URL if there is one, else the embedded server, started in `scratch_dir`
+    and named in that variable for this process and the processes it starts. Yields the embedded
+    server's version, or None when it is not the one used."""
+    variable = SERVER_URL_VARIABLES["postgresql"]
+    if os.environ.get(variable):
+        yield None
+        return
+    try:
+        server = PostgresServer(scratch_dir / "postgresql").start()
+    except NoPostgres as problem:
+        _embedded_problem["postgresql"] = str(problem)
+        yield None
+        return
+    os.environ[variable] = server.url
+    try:
+        yield server.version()
+    finally:
+        os.environ.pop(variable, None)
+        server.stop()
+
+
 def unreachable_reason(backend: str) -> str | None:
     """None when a private database can be made on the backend; otherwise why not."""
     if backend == "sqlite":
@@ -64,7 +96,8 @@ def unreachable_reason(backend: str) -> str | None:
     try:
         connect_server(backend, url).close()
     except Exception as error:  # any failure to connect means: no server to measure
-        return (f"no server at {without_password(url)} ({error.__class__.__name__});"
+        embedded = f"{_embedded_problem[backend]}; " if backend in _embedded_problem else ""
+        return (f"{embedded}no server at {without_password(url)} ({error.__class__.__name__});"
                 f" set {SERVER_URL_VARIABLES[backend]}")
     return None
 

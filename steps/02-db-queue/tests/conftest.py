@@ -1,5 +1,6 @@
 """Stage 02's test bench: a real fake Twitter, the stage's real gunicorn and worker processes,
-and real databases: SQLite always, PostgreSQL and MariaDB when their servers answer.
+and real databases: SQLite, PostgreSQL (the embedded server, unless you name one) and MariaDB
+when its server answers.
 
 Each test that needs a server database gets a private database of its own, created for it and
 dropped after it: no test touches data it did not make.
@@ -10,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab.runtime.databases import private_database, unreachable_reason
+from lab.runtime.databases import embedded_postgresql, private_database, unreachable_reason
 from lab.runtime.process import ManagedProcess, free_port
 from lab.runtime.stages import Stage
 from lab.runtime.up import stage_environment, start_stage
@@ -128,9 +129,19 @@ def paused_worker():
 # -- databases -------------------------------------------------------------------------------
 
 
-def _database(backend: str, tmp_path: Path):
+@pytest.fixture(scope="session")
+def postgresql_server(tmp_path_factory):
+    """The PostgreSQL of this run: the one named in TWITPIC_TEST_POSTGRESQL_URL, else the embedded
+    one, started once (lab/runtime/postgres_server.py). Its version if embedded, else None."""
+    with embedded_postgresql(tmp_path_factory.mktemp("postgresql")) as version:
+        yield version
+
+
+def _database(backend: str, tmp_path: Path, request):
     from twitpic.db import init_db
 
+    if backend == "postgresql":
+        request.getfixturevalue("postgresql_server")
     reason = unreachable_reason(backend)
     if reason:  # no server: say how to point the tests at one
         pytest.skip(f"{backend}: {reason} to a server where you may create databases (docs/setup.md says how)")
@@ -142,12 +153,12 @@ def _database(backend: str, tmp_path: Path):
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
     """A new, empty database with the site's tables, on each backend in turn."""
-    yield from _database(request.param, tmp_path)
+    yield from _database(request.param, tmp_path, request)
 
 
 @pytest.fixture
-def postgresql_url(tmp_path):
-    yield from _database("postgresql", tmp_path)
+def postgresql_url(tmp_path, request):
+    yield from _database("postgresql", tmp_path, request)
 
 
 def _enqueue(url: str, texts: list[str]) -> None:
@@ -175,8 +186,35 @@ RACE_TABLE = "02-db-queue: many workers draining the jobs table"
 RACE_COLUMNS = ("strategy", "backend", "delivered", "duplicates", "lost")
 
 
+class RaceResults:
+    """`append((strategy, database_url, delivered, duplicates, lost))`: one row of the table, its
+    backend named with the server's version."""
+
+    def __init__(self, table, request):
+        self.table, self.request = table, request
+
+    def append(self, row) -> None:
+        strategy, url, *counts = row
+        self.table.append((strategy, self.backend(url), *counts))
+
+    def backend(self, url: str) -> str:
+        from twitpic.db import Database
+
+        db = Database(url)
+        try:
+            if url.startswith("sqlite"):
+                return f"sqlite {db.one('SELECT sqlite_version() AS version')['version']}"
+            if url.startswith("postgresql"):
+                version = db.one("SELECT current_setting('server_version') AS version")["version"]
+                embedded = self.request.getfixturevalue("postgresql_server")
+                return f"postgresql {version}" + (" (embedded)" if embedded else "")
+            return f"mariadb {db.one('SELECT VERSION() AS version')['version'].split('-')[0]}"
+        finally:
+            db.close()
+
+
 @pytest.fixture
-def race_results(summary_table):
-    """`race_results.append((strategy, backend, delivered, duplicates, lost))`: one row of the
-    table printed at the end of the run (summary_table comes from the workbook's pytest plugin)."""
-    return summary_table(RACE_TABLE, RACE_COLUMNS)
+def race_results(summary_table, request):
+    """`race_results.append((strategy, database_url, delivered, duplicates, lost))`: one row of
+    the table printed at the end of the run (summary_table comes from the workbook's pytest plugin)."""
+    return RaceResults(summary_table(RACE_TABLE, RACE_COLUMNS), request)
