@@ -30,6 +30,7 @@ FORWARDED = {
     "kestrel": ("lab.kestrel.cli", "run the Kestrel-protocol queue server"),
     "matrix": ("lab.sitegen.matrix", "write or check the invariants matrix page from a test run's report"),
     "generate-docs": ("lab.sitegen.generate", "rewrite every generated docs page (CLI reference, figures, diffs)"),
+    "fresh-machine": ("lab.fresh_machine", "the README's commands in a fresh Debian root, offline (root only)"),
 }
 
 

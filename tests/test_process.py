@@ -155,10 +155,13 @@ def test_a_custom_readiness_check():
         assert process.alive
 
 
+PRINT_AND_WAIT = "import os, time; print(os.environ['WORKBOOK_PROBE'], os.getcwd(), flush=True); time.sleep(600)"
+
+
 def test_environment_and_working_directory_reach_the_process(tmp_path):
     process = ManagedProcess(
         "env",
-        [PY, "-c", "import os; print(os.environ['WORKBOOK_PROBE'], os.getcwd()); import time; time.sleep(600)"],
+        [PY, "-c", PRINT_AND_WAIT],
         env={"WORKBOOK_PROBE": "seen"},
         cwd=tmp_path,
         ready=lambda: "seen" in process.log_text(),
