@@ -11,13 +11,14 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install lock drill test test-long test-all lint exercises-verify docs docs-build clean
+.PHONY: help install lock drill test test-long test-fresh test-all lint exercises-verify docs docs-build clean
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
 	@echo "make test        run the test suite: every stage and the lab, in parallel (a few minutes)"
 	@echo "make test-long   the long end-to-end checks: the drill's scenarios, benchmarks (CI runs both)"
 	@echo "make test-all    both in one run"
+	@echo "make test-fresh  make test in a fresh Debian root with no services and no network (root, debootstrap)"
 	@echo "make lint        ruff over the whole workbook (the rules are in pyproject.toml)"
 	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
 	@echo "make docs        serve the site on http://127.0.0.1:8001"
@@ -61,6 +62,12 @@ test: $(INSTALLED)
 # over three workers, since one file holds several.
 test-long: $(INSTALLED)
 	$(BIN)/pytest -m long -n 3 --dist load $(PYTEST_ARGS)
+
+# The README's commands on a fresh Debian with nothing but python3, python3-venv, make and git, as
+# a user, the tests with no network: `make test-fresh FRESH_ARGS="--suite bookworm"` for 3.11.
+# Needs root and debootstrap (lab/fresh_machine.py).
+test-fresh: $(INSTALLED)
+	$(BIN)/workbook fresh-machine $(FRESH_ARGS)
 
 test-all: $(INSTALLED)
 	$(BIN)/pytest -m "long or not long" --invariants-report $(INVARIANTS_REPORT) $(PYTEST_ARGS)

@@ -7,6 +7,9 @@ a network namespace of its own, where only its loopback exists: no service of th
 PostgreSQL, MariaDB or Redis) can be reached, as on a laptop that has none. The suite chooses the
 Python: bookworm has 3.11, trixie 3.13.
 
+The run says `CI=true`, as CI does, so that the check that nothing outside the lock is installed
+runs too: only MariaDB's tests (no server) and the browser check's (no Chromium) may skip.
+
 It needs root (debootstrap, chroot, mounts), and `debootstrap` (apt install debootstrap). Every
 mount and process lives in namespaces that end with the run, even after Ctrl-C; the root is
 deleted afterwards unless `--keep`.
@@ -90,7 +93,7 @@ def as_learner(root: Path, command: str, network: bool) -> list[str]:
     loopback = "" if network else "ip link set lo up && "
     inside = (
         f"{mounts}{loopback}exec chroot --userspec={USER}:{USER} {root} "
-        f"env -i HOME=/home/{USER} USER={USER} PATH={PATH} LANG=C.UTF-8 PIP_CERT={CA_BUNDLE} "
+        f"env -i HOME=/home/{USER} USER={USER} PATH={PATH} LANG=C.UTF-8 PIP_CERT={CA_BUNDLE} CI=true "
         f"sh -c 'cd ~/workbook && {command}'"
     )
     namespaces = ["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"]
