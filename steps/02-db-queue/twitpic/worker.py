@@ -151,7 +151,11 @@ def supervise(settings: WorkerSettings, count: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    processes = [multiprocessing.Process(target=_work, args=(settings,)) for _ in range(count)]
+    # Each worker a forked copy of this process, which runs no thread, so forking is safe. Said
+    # here, because Python's default differs: forkserver on Linux from 3.14, spawn on macOS, and
+    # both start a helper process of their own beside the workers.
+    fork = multiprocessing.get_context("fork")
+    processes = [fork.Process(target=_work, args=(settings,)) for _ in range(count)]
     for process in processes:
         process.start()
     log.info("%d workers, strategy %s", count, settings.strategy)
@@ -160,7 +164,7 @@ def supervise(settings: WorkerSettings, count: int) -> int:
         for index, process in enumerate(processes):
             if not process.is_alive() and not stopping:
                 log.warning("worker %s died (exit %s); starting another", process.pid, process.exitcode)
-                processes[index] = multiprocessing.Process(target=_work, args=(settings,))
+                processes[index] = fork.Process(target=_work, args=(settings,))
                 processes[index].start()
     for process in processes:
         process.terminate()
