@@ -82,11 +82,12 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
         [sys.executable, "-m", "lab", "drill", "--quick", "--stages", "04-rq", "--out", str(tmp_path)],
     )
     with drill:
-        # Wait until the stage is up and under load: its Redis and workers are running.
+        # Wait until the stage is up and under load: its Redis, job workers and site are running.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             names = " ".join(" ".join(p.cmdline()) for p in psutil.Process(drill.pid).children(recursive=True))
-            if "rq worker" in names and ("redis-server" in names or "valkey-server" in names):
+            queue_server = "redis-server" in names or "valkey-server" in names
+            if "rq worker" in names and "gunicorn" in names and queue_server:
                 break
             time.sleep(0.2)
         else:
@@ -94,6 +95,8 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
         time.sleep(2)  # in the middle of the load
         drill.signal(signal.SIGINT)
         drill.popen.wait(timeout=60)
+        said = drill.log_tail(40)
+        assert "KeyboardInterrupt" in said, f"the drill did not stop at Ctrl-C (exit {drill.returncode}):\n{said}"
 
     # pytest is a child subreaper: anything the drill left behind would now be our child.
     leftovers = [p for p in psutil.Process().children(recursive=True)
