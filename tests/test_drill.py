@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -93,16 +94,27 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
         else:
             raise AssertionError(f"the stage never started:\n{drill.log_tail()}")
         time.sleep(2)  # in the middle of the load
+        signals = signal_state(drill.pid)  # for the message, should the drill not stop
         drill.signal(signal.SIGINT)
         drill.popen.wait(timeout=60)
         said = drill.log_tail(40)
-        assert "KeyboardInterrupt" in said, f"the drill did not stop at Ctrl-C (exit {drill.returncode}):\n{said}"
+        assert "KeyboardInterrupt" in said, (
+            f"the drill did not stop at Ctrl-C (exit {drill.returncode}; {signals}):\n{said}")
 
     # pytest is a child subreaper: anything the drill left behind would now be our child.
     leftovers = [p for p in psutil.Process().children(recursive=True)
                  if p.pid not in already_running and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == [], [" ".join(p.cmdline()) for p in leftovers]
     assert not (tmp_path / "results.json").exists()  # an interrupted drill writes no results
+
+
+def signal_state(pid: int) -> str:
+    """A process's blocked, ignored and caught signals, as Linux reports them."""
+    path = Path(f"/proc/{pid}/status")
+    if not path.exists():
+        return "no /proc"
+    return ", ".join(line.replace("\t", " ") for line in path.read_text().splitlines()
+                     if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 def run_quick_drill(tmp_path, scenario: str, stages: str, runs: int = 1) -> dict:

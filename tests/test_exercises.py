@@ -213,7 +213,7 @@ def test_a_check_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
     result = checking.run_check(hanging, tmp_path / "copy")
 
     assert (result.outcome, result.problem) == ("broken", "the tests did not finish in 10 s")
-    assert "KeyboardInterrupt" in result.output  # stopped as by Ctrl-C, so its fixtures were torn down
+    assert "KeyboardInterrupt" in result.output, result  # stopped as by Ctrl-C: its fixtures were torn down
 
 
 STRICT_XFAILS = """\
