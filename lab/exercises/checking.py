@@ -22,6 +22,9 @@ from pathlib import Path
 from lab.exercises.catalog import Exercise
 
 PASSES, FAILS, BROKEN = "passes", "fails", "broken"
+PYTEST_HEEDING_CTRL_C = (
+    "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main())"
+)
 CHECK_TIMEOUT = 300  # seconds; the slowest check takes well under a minute
 # A test that fails with one of these never reached its assertions: the code did not even load.
 CRASHES = ("ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError", "NameError")
@@ -55,8 +58,10 @@ def run_check(exercise: Exercise, folder: Path) -> CheckResult:
         report = Path(scratch) / "report.xml"
         # In one process (`-n 0`, not the stage's four workers): a handful of tests, and a Ctrl-C
         # (sent when a check hangs) then reaches the process that runs the fixtures' teardowns.
+        # It heeds Ctrl-C even when we were started in the background, where the shell makes
+        # SIGINT ignored, for us and everything we start.
         command = [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "0",
+            sys.executable, "-c", PYTEST_HEEDING_CTRL_C, "-p", "no:cacheprovider", "-q", "-n", "0",
             f"--junitxml={report}", "-o", "junit_family=xunit1", *exercise.tests,
         ]
         pytest = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
