@@ -249,6 +249,38 @@ def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered
     assert job_rows(database_url)[0]["status"] == ("done" if recovered else "claimed")
 
 
+def test_a_job_worker_whose_lease_ran_out_cannot_undo_what_the_next_one_did(database_url, twitter, enqueue):
+    """A slow job worker's lease runs out; another job worker claims the job and posts it. The
+    slow one then reports how its own try ended: a failure must not send the posted job back to
+    the queue (a second post), and a success must not overwrite the first. Its claim's token is
+    no longer the job's, so neither changes anything."""
+    from twitpic import jobs
+    from twitpic.claims import claim_atomic
+    from twitpic.db import Database
+    from twitpic.worker import Worker
+
+    enqueue(database_url, ["fenced"])
+    db = Database(database_url)
+    try:
+        slow = claim_atomic(db, time.time(), 0.3)
+        wait_until(lambda: time.time() > job_rows(database_url)[0]["locked_until"], timeout=10,
+                   what="the slow job worker's lease run out")
+        worker = Worker(settings_for(database_url, twitter, "atomic", lease=30.0))
+        try:
+            assert worker.run_once() is True  # claimed again, and posted
+        finally:
+            worker.close()
+
+        outcome = jobs.mark_failed_attempt(db, slow, "Twitter timed out", time.time(), 8, 1.0, 60.0)
+        assert outcome == jobs.TAKEN_OVER
+        assert jobs.mark_done(db, slow, "999") is False
+    finally:
+        db.close()
+    [job] = job_rows(database_url)
+    assert (job["status"], job["last_error"]) == ("done", None)
+    assert posted(twitter, "fenced") == 1
+
+
 # -- retries ---------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ With `lease=None` claims never run out, and a dead worker's job is stranded for 
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager
 
 from . import dialects
@@ -22,15 +23,23 @@ STRATEGIES = ("naive", "locked", "locked-claim", "skip-locked", "atomic")
 # Ready to run, or claimed by a worker whose lease has run out.
 CLAIMABLE = "(status = 'pending' AND run_after <= ?) OR (status = 'claimed' AND locked_until < ?)"
 NEXT_JOB = f"SELECT id, username, text, attempts FROM tweet_jobs WHERE {CLAIMABLE} ORDER BY id LIMIT 1"
-CLAIM = "UPDATE tweet_jobs SET status = 'claimed', attempts = attempts + 1, locked_until = ? WHERE id = ?"
+# Each claim writes a token of its own: the job's fencing token (jobs.py).
+CLAIM = (
+    "UPDATE tweet_jobs SET status = 'claimed', attempts = attempts + 1, locked_until = ?, claimed_by = ?"
+    " WHERE id = ?"
+)
 
 
 class StrategyNotSupported(ValueError):
     pass
 
 
-def _job(row) -> Job:
-    return Job(row["id"], row["username"], row["text"], row["attempts"] + 1)
+def _job(row, claim: str) -> Job:
+    return Job(row["id"], row["username"], row["text"], row["attempts"] + 1, claim)
+
+
+def new_claim() -> str:
+    return uuid.uuid4().hex
 
 
 def _lease_end(now: float, lease: float | None) -> float | None:
@@ -43,8 +52,9 @@ def claim_naive(db: Database, now: float, lease: float | None) -> Job | None:
     row = db.one(NEXT_JOB, (now, now))
     if row is None:
         return None
-    db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
-    return _job(row)
+    claim = new_claim()
+    db.execute(CLAIM, (_lease_end(now, lease), claim, row["id"]))
+    return _job(row, claim)
 # --8<-- [end:naive]
 
 
@@ -57,8 +67,9 @@ def claim_skip_locked(db: Database, now: float, lease: float | None) -> Job | No
         row = db.one(NEXT_JOB + " FOR UPDATE SKIP LOCKED", (now, now))
         if row is None:
             return None
-        db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
-    return _job(row)
+        claim = new_claim()
+        db.execute(CLAIM, (_lease_end(now, lease), claim, row["id"]))
+    return _job(row, claim)
 # --8<-- [end:skip_locked]
 
 
@@ -68,10 +79,11 @@ def claim_atomic(db: Database, now: float, lease: float | None) -> Job | None:
     row = db.one(NEXT_JOB, (now, now))
     if row is None:
         return None
-    claimed = db.execute(CLAIM + f" AND ({CLAIMABLE})", (_lease_end(now, lease), row["id"], now, now))
+    claim = new_claim()
+    claimed = db.execute(CLAIM + f" AND ({CLAIMABLE})", (_lease_end(now, lease), claim, row["id"], now, now))
     if claimed.rowcount != 1:
         return None  # another worker claimed it between our SELECT and our UPDATE
-    return _job(row)
+    return _job(row, claim)
 # --8<-- [end:atomic]
 
 
@@ -101,8 +113,9 @@ def claim_under_lock(db: Database, now: float, lease: float | None) -> Job | Non
     row = db.one(NEXT_JOB + for_update, (now, now))
     if row is None:
         return None
-    db.execute(CLAIM, (_lease_end(now, lease), row["id"]))
-    return _job(row)
+    claim = new_claim()
+    db.execute(CLAIM, (_lease_end(now, lease), claim, row["id"]))
+    return _job(row, claim)
 # --8<-- [end:locked]
 
 

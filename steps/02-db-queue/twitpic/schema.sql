@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS tweet_jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     run_after DOUBLE PRECISION NOT NULL DEFAULT 0,  -- unix time: not before (retry delay)
     locked_until DOUBLE PRECISION,  -- unix time: the claim's lease ends (NULL: no lease)
+    claimed_by VARCHAR(32),  -- the current claim's token: only its job worker records how the job ended
     tweet_id VARCHAR(32),
     last_error VARCHAR(300),
     created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP

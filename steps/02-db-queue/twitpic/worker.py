@@ -84,8 +84,11 @@ class Worker:
             )
             log.warning("job %s attempt %s: %s; now %s", job.id, job.attempts, error, outcome)
         else:
-            jobs.mark_done(self.db, job, tweet_id)
-            log.info("job %s posted as tweet %s", job.id, tweet_id)
+            if jobs.mark_done(self.db, job, tweet_id):
+                log.info("job %s posted as tweet %s", job.id, tweet_id)
+            else:  # posted twice: the price of a lease (see claims.py)
+                log.warning("job %s posted as tweet %s, but its claim ran out and another job worker "
+                            "took it over", job.id, tweet_id)
     # --8<-- [end:run_once]
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
