@@ -66,7 +66,7 @@ def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue
             met.append(False)
 
     def one_worker(_):
-        worker = paused_worker(settings_for(database_url, twitter, strategy), in_the_window)
+        worker = paused_worker(settings_for(database_url, twitter, strategy), once(in_the_window))
         try:
             ready.wait()
             return worker.run_once()
@@ -88,6 +88,42 @@ def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue
     assert claimed.count(True) == expected
     assert posted(twitter, "one job") == expected
     assert [row["status"] for row in job_rows(database_url)] == ["done"]
+
+
+def once(pause):
+    """`pause` at a job worker's first read only: a worker that lost the race may read again."""
+    calls = []
+
+    def first_time_only():
+        if not calls:
+            calls.append(1)
+            pause()
+
+    return first_time_only
+
+
+def test_an_atomic_claim_lost_to_another_worker_takes_the_next_job_at_once(
+    database_url, twitter, enqueue, paused_worker,
+):
+    """Two job workers read the same job; the one whose UPDATE changes no row reads again and
+    claims the next job, rather than sleeping a poll while jobs wait."""
+    enqueue(database_url, ["first", "second"])
+    ready, window = threading.Barrier(2, timeout=10), threading.Barrier(2, timeout=10)
+
+    def one_worker(_):
+        worker = paused_worker(settings_for(database_url, twitter, "atomic"), once(window.wait))
+        try:
+            ready.wait()
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        claimed = list(pool.map(one_worker, range(2)))
+
+    assert claimed == [True, True]  # both found a job in one go
+    assert (posted(twitter, "first"), posted(twitter, "second")) == (1, 1)
+    assert [row["status"] for row in job_rows(database_url)] == ["done", "done"]
 
 
 def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(

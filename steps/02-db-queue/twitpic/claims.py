@@ -76,14 +76,15 @@ def claim_skip_locked(db: Database, now: float, lease: float | None) -> Job | No
 # --8<-- [start:atomic]
 def claim_atomic(db: Database, now: float, lease: float | None) -> Job | None:
     """Read a candidate, then claim it with one UPDATE that checks it is still claimable."""
-    row = db.one(NEXT_JOB, (now, now))
-    if row is None:
-        return None
-    claim = new_claim()
-    claimed = db.execute(CLAIM + f" AND ({CLAIMABLE})", (_lease_end(now, lease), claim, row["id"], now, now))
-    if claimed.rowcount != 1:
-        return None  # another worker claimed it between our SELECT and our UPDATE
-    return _job(row, claim)
+    while True:
+        row = db.one(NEXT_JOB, (now, now))
+        if row is None:
+            return None
+        claim = new_claim()
+        claimed = db.execute(CLAIM + f" AND ({CLAIMABLE})", (_lease_end(now, lease), claim, row["id"], now, now))
+        if claimed.rowcount == 1:
+            return _job(row, claim)
+        # Another worker claimed it between our SELECT and our UPDATE: jobs are waiting, try the next.
 # --8<-- [end:atomic]
 
 
