@@ -71,10 +71,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def reply_of(transport: RecordingTransport, timeout: float = 10) -> bytes:
-    """The connection's next reply, waited for (a delete's comes once a thread has removed the file)."""
+async def reply_of(transport: RecordingTransport, timeout: float = 10, length: int = 1) -> bytes:
+    """The connection's next reply (at least `length` bytes), waited for: a reply that waits for an
+    fsync, or for a thread that removed a file, comes when that thread is done, however many turns
+    of the loop that takes on a busy machine."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not transport.written:
+    while len(transport.written) < length:
         assert asyncio.get_running_loop().time() < deadline, "no reply"
         await asyncio.sleep(0.005)
     return transport.take()
@@ -100,18 +102,17 @@ def test_the_sets_of_one_turn_share_one_write_and_are_answered_after_it(tmp_path
         setters = [connect() for _ in range(10)]
         reader, reader_out = connect()
         setters[0][0].data_received(set_request("q", b"first"))  # creates the queue
-        await settle()
-        assert setters[0][1].take() == b"STORED\r\n"
+        assert await reply_of(setters[0][1]) == b"STORED\r\n"
         counted_writes.clear()
 
         for number, (connection, _) in enumerate(setters):
             connection.data_received(set_request("q", b"item %d" % number))
         reader.data_received(b"get q\r\nget q\r\n")  # the same turn: only `first` is in the queue
         assert all(transport.take() == b"" for _, transport in setters)  # nothing answered yet
-        await settle()
 
-        assert [transport.take() for _, transport in setters] == [b"STORED\r\n"] * 10
-        assert reader_out.take() == b"VALUE q 0 5\r\nfirst\r\nEND\r\nEND\r\n"
+        assert [await reply_of(transport) for _, transport in setters] == [b"STORED\r\n"] * 10
+        expected = b"VALUE q 0 5\r\nfirst\r\nEND\r\nEND\r\n"
+        assert await reply_of(reader_out, length=len(expected)) == expected
         adds = [record for record in counted_writes if record[0] == OP_ADD]
         assert len(adds) == 1  # ten items, one write
         assert server.collection.get("q").items == 10
@@ -161,8 +162,7 @@ def test_a_set_still_waiting_for_its_write_comes_before_a_delete_or_flush_in_the
     async def test(server, connect):
         (setter, setter_out), (other, other_out) = connect(), connect()
         setter.data_received(set_request("q", b"old"))
-        await settle()
-        assert setter_out.take() == b"STORED\r\n"
+        assert await reply_of(setter_out) == b"STORED\r\n"
 
         setter.data_received(set_request("q", b"new"))
         other.data_received(command)
