@@ -330,6 +330,9 @@ def _exit_on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # commands that serve set their own
+    # Ctrl-C interrupts every command (and so stops what it started), even one a script started
+    # in the background, where the shell makes SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.time_scale is not None:
         set_time_scale(args.time_scale)
     try:

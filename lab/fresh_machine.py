@@ -93,7 +93,7 @@ def as_learner(root: Path, command: str, network: bool) -> list[str]:
     loopback = "" if network else "ip link set lo up && "
     inside = (
         f"{mounts}{loopback}exec chroot --userspec={USER}:{USER} {root} "
-        f"env -i HOME=/home/{USER} USER={USER} PATH={PATH} LANG=C.UTF-8 PIP_CERT={CA_BUNDLE} CI=true "
+        f"env -i HOME=/home/{USER} USER={USER} PATH={PATH} LANG=C.UTF-8 CI=true "
         f"sh -c 'cd ~/workbook && {command}'"
     )
     namespaces = ["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"]

@@ -7,27 +7,15 @@ from contextlib import contextmanager
 import pytest
 
 from lab.drill.slots import job_worker_pids, slots_probe
-from lab.runtime.process import free_port, wait_until
-from lab.runtime.stages import Stage
-from lab.runtime.up import stage_environment, start_stage, stop_all
+from lab.runtime.process import wait_until
 from lab.testing.fixtures import running_twitter, twitter  # noqa: F401
-from lab.testing.site_client import SiteClient
+from lab.testing.stages import running_stage
 
 
 @contextmanager
 def running(stage_name: str, twitter, tmp_path, job_workers: int = 2):  # noqa: F811
-    env = stage_environment(
-        data_dir=tmp_path / "data", workers=2, web_port=free_port(), twitter_port=twitter.port,
-        twitter_control_port=twitter.control_port, kestrel_port=free_port(), redis_port=free_port(),
-    )
-    env["WORKER_COUNT"] = str(job_workers)
-    started = start_stage(Stage.find(stage_name), env, skip=frozenset({"twitter"}))
-    processes = {process.name.split(":")[1]: process for process in started}
-    try:
-        pids = job_worker_pids(processes)
-        yield SiteClient(f"http://127.0.0.1:{env['WEB_PORT']}"), slots_probe(processes["web"].pid, pids, env)
-    finally:
-        stop_all(list(processes.values()))
+    with running_stage(stage_name, twitter, tmp_path / "data", job_workers) as (site, env, processes):
+        yield site, slots_probe(processes["web"].pid, job_worker_pids(processes), env)
 
 
 def test_a_web_worker_held_by_a_hung_twitter_shows_as_waiting_on_twitter(twitter, tmp_path):  # noqa: F811

@@ -14,21 +14,13 @@ def backlog_probe(processes: set[str], env: dict, twitter):
         import redis
         from rq import Queue
 
-        connection = redis.Redis.from_url(env["REDIS_URL"], socket_timeout=2)
-        queue = Queue("tweets", connection=connection)
+        from lab.testing.rq import jobs_in_flight
+
+        queue = Queue("tweets", connection=redis.Redis.from_url(env["REDIS_URL"], socket_timeout=2))
 
         def rq_backlog() -> int:
-            """Jobs queued, taken by a job worker, running, or waiting to be tried again. A job a
-            job worker has taken sits on RQ's intermediate list until its horse starts it; a job
-            worker killed in between leaves it there until a maintenance pass a minute later,
-            which the drill must wait for. Read in one MULTI/EXEC, so that a job moving from one
-            place to the next while we look is counted once."""
-            with connection.pipeline(transaction=True) as snapshot:
-                snapshot.llen(queue.key)
-                snapshot.llen(queue.intermediate_queue_key)
-                snapshot.zcard(queue.started_job_registry.key)
-                snapshot.zcard(queue.scheduled_job_registry.key)
-                return sum(snapshot.execute())
+            # A job a killed job worker had taken counts too: the drill waits for RQ to run it.
+            return jobs_in_flight(queue)
 
         return rq_backlog
     if "kestrel" in processes:

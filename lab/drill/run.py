@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -117,9 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--live-port", type=int, default=0, help="the live page's port (default: any free one)")
     args = parser.parse_args(argv)
-    # Ctrl-C stops the drill and every stage it started, even when a script started it in the
-    # background, where the shell makes SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     stages = [Stage.find(name) for name in args.stages.split(",")] if args.stages else all_stages()

@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from lab.runtime.postgres_server import URL_VARIABLE as POSTGRESQL_URL_VARIABLE
 from lab.runtime.postgres_server import NoPostgres, PostgresServer
 
 SERVER_URL_VARIABLES = {
-    "postgresql": "TWITPIC_TEST_POSTGRESQL_URL",
+    "postgresql": POSTGRESQL_URL_VARIABLE,
     "mariadb": "TWITPIC_TEST_MARIADB_URL",
 }
 DEFAULT_SERVER_URLS = {

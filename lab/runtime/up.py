@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -140,9 +139,6 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
     """Start a stage's processes in the foreground until Ctrl-C. `settings` are
     stage_environment's (workers, ports); what is printed is read back from the environment."""
     stage = Stage.find(stage_name)
-    # Ctrl-C (SIGINT) stops everything, even when a script started us in the background, where
-    # the shell makes SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     data_dir = (data_dir or stage.path / "data").resolve()
     env = stage_environment(data_dir=data_dir, **settings)
     web_port, twitter_port, kestrel_port = env["WEB_PORT"], env["TWITTER_PORT"], env["KESTREL_PORT"]

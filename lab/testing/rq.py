@@ -1,4 +1,4 @@
-"""RQ's job workers seen from Redis, for tests that need one caught at a precise moment."""
+"""RQ seen from Redis: the jobs not yet done, and a job worker caught at a precise moment."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ import psutil
 import redis
 
 from lab.runtime.process import ManagedProcess, wait_until
+
+
+def jobs_in_flight(queue) -> int:
+    """Jobs of an RQ queue that are not yet done: queued, taken by a job worker, running, or
+    waiting to be tried again. A job a job worker has taken sits on RQ's intermediate list until
+    its horse starts it (and, if that job worker was killed in between, until a maintenance pass a
+    minute later): counted here, where RQ's own counts miss it. Read in one MULTI/EXEC, so that a
+    job moving from one place to the next while we look is counted once."""
+    with queue.connection.pipeline(transaction=True) as snapshot:
+        snapshot.llen(queue.key)
+        snapshot.llen(queue.intermediate_queue_key)
+        snapshot.zcard(queue.started_job_registry.key)
+        snapshot.zcard(queue.scheduled_job_registry.key)
+        return sum(snapshot.execute())
 
 
 def waits_for_a_job(connection: redis.Redis, pid: int) -> bool:

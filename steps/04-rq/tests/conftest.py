@@ -15,6 +15,7 @@ from lab.runtime.process import ManagedProcess, free_port, wait_until
 from lab.runtime.stages import Stage
 from lab.runtime.up import stage_environment, start_one, start_stage, stop_all
 from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
+from lab.testing.rq import jobs_in_flight
 from lab.testing.site_client import SiteClient
 
 STAGE = Stage(Path(__file__).resolve().parents[1])
@@ -85,17 +86,7 @@ class Site(SiteClient):
         from twitpic.queue import tweets_queue
 
         with self.connection() as connection:
-            queue = tweets_queue(connection)
-            # One snapshot, read in a single MULTI/EXEC, so that a job moving from one place to the
-            # next while we look is counted in one of them. Between the queue and the started
-            # registry, RQ keeps a job a job worker has taken on an intermediate list: read here,
-            # by the tests, so that no such job is missed.
-            with connection.pipeline(transaction=True) as snapshot:
-                snapshot.llen(queue.key)
-                snapshot.llen(queue.intermediate_queue_key)
-                snapshot.zcard(queue.started_job_registry.key)
-                snapshot.zcard(queue.scheduled_job_registry.key)
-                return sum(snapshot.execute()) == 0
+            return jobs_in_flight(tweets_queue(connection)) == 0
 
     def comment_each(self, photo: int, bodies: list[str]) -> None:
         """One comment per body, each saved (303), one after another."""
