@@ -16,9 +16,9 @@ import pytest
 
 from lab.runtime.stages import all_stages
 from lab.sitegen import matrix
-from lab.sitegen.matrix import BREAKS, HOLDS, INVARIANTS, ReportError
+from lab.sitegen.matrix import BREAKS, HOLDS, INVARIANTS, NOT_APPLICABLE, ReportError
 
-FAST, HANG, OUTAGE, TWICE, KILLED = INVARIANTS  # the five test names, in the page's order
+FAST, HANG, OUTAGE, TWICE, KILLED, RESTART = INVARIANTS  # the six test names, in the page's order
 
 
 def report_for(stages: dict[str, dict[str, str]]) -> dict:
@@ -60,6 +60,17 @@ def test_rendering_a_small_report():
     assert matrix.parse_page(page) == (["01-a", "02-b"], cells)
 
 
+def test_an_invariant_that_does_not_apply_is_shown_with_its_reason():
+    report = with_outcome(SMALL, "01-a", RESTART, {"outcome": "skipped", "reason": "does not apply: no queue"})
+    cells = matrix.matrix_from_report(report, ["01-a", "02-b"])
+    page = matrix.render(cells, ["01-a", "02-b"])
+
+    by_name = {row[0]: row[1:] for row in table_cells(page)[2:]}
+    assert by_name[INVARIANTS[RESTART]] == [f"{NOT_APPLICABLE}[^3]", HOLDS]
+    assert "[^3]: **01-a**: no queue" in page.splitlines()
+    assert matrix.parse_page(page) == (["01-a", "02-b"], cells)
+
+
 def with_outcome(report: dict, stage: str, test: str, entry: dict | None) -> dict:
     report = json.loads(json.dumps(report))
     if entry is None:
@@ -75,15 +86,16 @@ def with_outcome(report: dict, stage: str, test: str, entry: dict | None) -> dic
         (with_outcome(SMALL, "02-b", TWICE, None), f"02-b: {TWICE} is missing"),
         (with_outcome(SMALL, "02-b", TWICE, {"outcome": "failed", "phase": "call"}), "failed in this run"),
         (with_outcome(SMALL, "02-b", TWICE, {"outcome": "skipped"}), "'skipped', not passed or xfailed"),
+        (with_outcome(SMALL, "02-b", TWICE, {"outcome": "skipped", "reason": "no server"}), "'skipped'"),
         (with_outcome(SMALL, "02-b", TWICE, {"outcome": "sideways"}), "'sideways'"),
         (with_outcome(SMALL, "02-b", TWICE, {"outcome": "xfailed"}), "without a reason"),
-        (with_outcome(SMALL, "02-b", "test_something_else", {"outcome": "passed"}), "not one of the five"),
+        (with_outcome(SMALL, "02-b", "test_x", {"outcome": "passed"}), "test_x is not one of the invariants"),
         ({"stages": {"01-a": SMALL["stages"]["01-a"]}}, "02-b: no invariant was run"),
         ({"stages": {**SMALL["stages"], "99-z": {}}}, "99-z: not a stage"),
         ({"tests": {}}, "no `stages`"),
     ],
-    ids=["missing", "failed", "skipped", "unknown-outcome", "no-reason", "unknown-test", "missing-stage",
-         "extra-stage", "not-a-report"],
+    ids=["missing", "failed", "skipped", "skipped-other-reason", "unknown-outcome", "no-reason", "unknown-test",
+         "missing-stage", "extra-stage", "not-a-report"],
 )
 def test_a_gap_or_a_red_run_is_an_error_not_a_blank_cell(report, complaint):
     with pytest.raises(ReportError, match="cannot make the matrix|no `stages`") as error:
@@ -170,6 +182,7 @@ THROWAWAY_INVARIANTS = '''
 import pytest
 
 import twitpic
+from lab.testing.invariants import does_not_apply
 
 
 def test_comment_answers_fast_while_twitter_is_slow():
@@ -197,6 +210,11 @@ def broken():
 
 
 def test_no_tweet_is_lost_when_a_worker_is_killed(broken):
+    pass
+
+
+@does_not_apply("no queue here")
+def test_no_tweet_is_lost_when_the_queue_restarts():
     pass
 '''
 
@@ -241,10 +259,30 @@ def test_the_plugin_writes_each_invariants_outcome(tmp_path):
     assert recorded[FAST] == {"outcome": "passed"}
     assert recorded[HANG] == {"outcome": "xfailed", "reason": "it hangs - fixed in never"}
     assert recorded[OUTAGE] == {"outcome": "failed", "phase": "call"}  # XPASS(strict)
-    assert recorded[TWICE] == {"outcome": "skipped"}
+    assert recorded[TWICE] == {"outcome": "skipped", "reason": "not today"}
     assert recorded[KILLED] == {"outcome": "failed", "phase": "setup"}
+    assert recorded[RESTART] == {"outcome": "skipped", "reason": "does not apply: no queue here"}
     with pytest.raises(ReportError, match="failed in this run"):
         matrix.matrix_from_report({"stages": outcomes}, ["07-throwaway"])
+
+
+def test_where_skips_fail_the_run_an_invariant_that_does_not_apply_does_not(tmp_path, monkeypatch):
+    """With WORKBOOK_NO_SKIPS, a skipped check fails the run; an invariant marked `does_not_apply`
+    in a stage's test_invariants.py is not a check skipped, and does not."""
+    applies_nowhere = '''
+from lab.testing.invariants import does_not_apply
+
+
+@does_not_apply("no queue here")
+def test_no_tweet_is_lost_when_the_queue_restarts():
+    pass
+'''
+    monkeypatch.setenv("WORKBOOK_NO_SKIPS", "1")
+    result = run_throwaway_stage(tmp_path / "one", "", {"test_invariants.py": applies_nowhere})
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_throwaway_stage(tmp_path / "two", "", {"test_other.py": applies_nowhere})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "skipped, but WORKBOOK_NO_SKIPS is set" in result.stdout
 
 
 def test_without_the_option_no_report_is_written(tmp_path):

@@ -1,4 +1,4 @@
-"""The invariants matrix: which of the five invariants holds in which stage, from a real test run.
+"""The invariants matrix: which of the six invariants holds in which stage, from a real test run.
 
     pytest steps --invariants-report test-results/invariants.json
     workbook matrix --report test-results/invariants.json            write docs/generated/invariants.md
@@ -6,8 +6,9 @@
 
 The pytest plugin (`lab/testing/plugin.py`) records each invariant test's outcome; this module turns
 those outcomes into a table, rows the invariants, columns the stages. A passed test is "holds", a
-strict xfail is "breaks" with its reason as a footnote. Anything else (a failure, a skip, a missing
-invariant or stage) is an error, never a blank cell: the page shows only what a green run proved.
+strict xfail is "breaks" with its reason as a footnote, a test marked `does_not_apply` is "does not
+apply" with its reason. Anything else (a failure, another skip, a missing invariant or stage) is an
+error, never a blank cell: the page shows only what a green run proved.
 """
 
 from __future__ import annotations
@@ -20,20 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.runtime.stages import REPO_ROOT, all_stages
+from lab.testing.invariants import DOES_NOT_APPLY
 
 PAGE = REPO_ROOT / "docs" / "generated" / "invariants.md"
 
-# Every stage's tests/test_invariants.py has these five tests, in this order on the page.
+# Every stage's tests/test_invariants.py has these six tests, in this order on the page.
 INVARIANTS: dict[str, str] = {
     "test_comment_answers_fast_while_twitter_is_slow": "A comment answers fast while Twitter is slow",
     "test_site_stays_up_while_twitter_hangs": "The site stays up while Twitter hangs",
     "test_no_tweet_is_lost_during_an_outage": "No tweet is lost during an outage",
     "test_no_tweet_is_posted_twice_with_many_workers": "No tweet is posted twice with many workers",
     "test_no_tweet_is_lost_when_a_worker_is_killed": "No tweet is lost when a worker is killed",
+    "test_no_tweet_is_lost_when_the_queue_restarts": "No tweet is lost when the queue restarts",
 }
 
 HOLDS = "✅ holds"
 BREAKS = "❌ breaks"
+NOT_APPLICABLE = "➖ does not apply"
 
 
 class ReportError(ValueError):
@@ -42,11 +46,17 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    holds: bool
-    reason: str = ""  # why it breaks, from the strict xfail
+    holds: bool | None  # None: the invariant does not apply to the stage
+    reason: str = ""  # why it breaks, from the strict xfail; or why it does not apply
 
     def describe(self) -> str:
+        if self.holds is None:
+            return f"{NOT_APPLICABLE} ({self.reason})"
         return HOLDS if self.holds else f"{BREAKS} ({self.reason})"
+
+    def label(self) -> str:
+        """What the cell says, before its footnote."""
+        return HOLDS if self.holds else NOT_APPLICABLE if self.holds is None else BREAKS
 
 
 # (invariant test name, stage name) -> its cell
@@ -73,7 +83,7 @@ def matrix_from_report(report: dict, stages: list[str]) -> Matrix:
             problems.append(f"{stage}: no invariant was run (run every stage's tests/test_invariants.py)")
             continue
         for unknown in sorted(set(tests) - set(INVARIANTS)):
-            problems.append(f"{stage}: {unknown} is not one of the five invariants")
+            problems.append(f"{stage}: {unknown} is not one of the invariants")
         for test in INVARIANTS:
             outcome = tests.get(test, {}).get("outcome")
             reason = tests.get(test, {}).get("reason") or ""
@@ -85,6 +95,8 @@ def matrix_from_report(report: dict, stages: list[str]) -> Matrix:
                 matrix[test, stage] = Cell(holds=False, reason=reason)
             elif outcome == "xfailed":
                 problems.append(f"{stage}: {test} is an expected failure without a reason")
+            elif outcome == "skipped" and reason.startswith(f"{DOES_NOT_APPLY}: "):
+                matrix[test, stage] = Cell(holds=None, reason=reason.removeprefix(f"{DOES_NOT_APPLY}: "))
             elif outcome == "failed":
                 problems.append(f"{stage}: {test} failed in this run (the matrix needs a green run)")
             else:
@@ -111,13 +123,15 @@ def render(matrix: Matrix, stages: list[str]) -> str:
                 cells.append(HOLDS)
             else:
                 notes.append(f"[^{len(notes) + 1}]: **{stage}**: {cell.reason}")
-                cells.append(f"{BREAKS}[^{len(notes)}]")
+                cells.append(f"{cell.label()}[^{len(notes)}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines + [""] + notes) + "\n"
 
 
 _FOOTNOTE = re.compile(r"^\[\^(?P<label>[^\]]+)\]: \*\*(?P<stage>[^*]+)\*\*: (?P<reason>.*)$")
-_BROKEN_CELL = re.compile(re.escape(BREAKS) + r"\[\^(?P<label>[^\]]+)\]$")
+_NOTED_CELL = re.compile(
+    f"(?P<kind>{re.escape(BREAKS)}|{re.escape(NOT_APPLICABLE)})" + r"\[\^(?P<label>[^\]]+)\]$"
+)
 
 
 def parse_page(text: str) -> tuple[list[str], Matrix]:
@@ -136,11 +150,12 @@ def parse_page(text: str) -> tuple[list[str], Matrix]:
     for row in rows[2:]:
         test = names.get(row[0], row[0])
         for stage, text_cell in zip(stages, row[1:], strict=False):
-            broken = _BROKEN_CELL.match(text_cell)
+            noted = _NOTED_CELL.match(text_cell)
             if text_cell == HOLDS:
                 matrix[test, stage] = Cell(holds=True)
-            elif broken:
-                matrix[test, stage] = Cell(holds=False, reason=notes.get(broken["label"], "?"))
+            elif noted:
+                holds = None if noted["kind"] == NOT_APPLICABLE else False
+                matrix[test, stage] = Cell(holds=holds, reason=notes.get(noted["label"], "?"))
             else:
                 matrix[test, stage] = Cell(holds=False, reason=f"unreadable cell {text_cell!r}")
     return stages, matrix
