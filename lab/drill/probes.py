@@ -22,6 +22,8 @@ def backlog_probe(processes: set[str], env: dict, twitter):
             # A job a killed job worker had taken counts too: the drill waits for RQ to run it.
             return jobs_in_flight(queue)
 
+        if "relay" in processes:  # stage 05: every tweet not yet posted has its outbox row
+            return outbox_backlog(Path(env["TWITPIC_DATA_DIR"]) / "twitpic.sqlite3")
         return rq_backlog
     if "kestrel" in processes:
 
@@ -49,3 +51,22 @@ def backlog_probe(processes: set[str], env: dict, twitter):
         return twitter.state()["held"]
 
     return calls_in_flight
+
+
+
+def outbox_backlog(database: Path):
+    """A function returning how many tweets in the outbox are not posted yet: not queued, queued,
+    running or waiting to be tried again, or queued in a Redis that lost them."""
+
+    def not_posted() -> int:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+            try:
+                [(count,)] = db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE NOT EXISTS (SELECT 1 FROM posted_tweets"
+                    " WHERE posted_tweets.tweet_id = outbox.tweet_id AND posted_tweets.posted_at IS NOT NULL)"
+                ).fetchall()
+            except sqlite3.OperationalError:  # the tables are not there yet
+                return 0
+        return count
+
+    return not_posted

@@ -17,14 +17,14 @@ PORT_VARIABLES = {
     "redis": "REDIS_PORT",
 }
 # Servers first, then the workers that use them, then the site: each starts once what it talks to answers.
-START_ORDER = {"worker": 1, "scheduler": 1, "web": 2}  # every other process (a server) is 0
+START_ORDER = {"worker": 1, "scheduler": 1, "relay": 1, "web": 2}  # every other process (a server) is 0
 # A Procfile line that runs one job worker is started this many times, as `honcho start -c worker=4`
 # would; a line that reads the variable itself (`--workers ${WORKER_COUNT}`) starts its own.
 SCALED = {"worker": "WORKER_COUNT"}
 DEFAULT_SCALE = 2
 # What a process manager (systemd's Restart=always, supervisord) starts again when it exits: RQ's
 # job workers quit when Redis goes away.
-RESTARTED = {"worker", "scheduler"}
+RESTARTED = {"worker", "scheduler", "relay"}
 
 
 def stage_environment(

@@ -1,0 +1,144 @@
+"""The six invariants every stage is held to. Stage 05 holds all six."""
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import requests
+
+from lab.runtime.process import process_calling, wait_until
+from lab.testing.invariants import invariant
+
+
+def test_comment_answers_fast_while_twitter_is_slow(site, twitter, photo):
+    twitter.control(latency_ms=[1000, 1000])  # a normal day: one second per call
+
+    started = time.monotonic()
+    response = site.comment(photo, "first!")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 303
+    with invariant():
+        assert elapsed < 0.5, f"the comment took {elapsed:.2f} s while Twitter took 1 s"
+
+
+# --8<-- [start:hang]
+def test_site_stays_up_while_twitter_hangs(site, twitter, photo):
+    twitter.set_mode("hang")
+    with ThreadPoolExecutor(site.workers) as pool:
+        comments = [
+            pool.submit(site.comment, photo, f"while hanging {n}", timeout=60) for n in range(site.workers)
+        ]
+        try:
+            # One comment per web worker: wait until they are answered or all stuck on Twitter.
+            wait_until(
+                lambda: all(c.done() for c in comments) or twitter.state()["held"] >= site.workers,
+                timeout=10,
+                what="comments answered or held by Twitter",
+            )
+            with invariant(requests.Timeout):
+                home = site.home(timeout=1.0)  # a page that never touches Twitter
+                assert home.status_code == 200
+        finally:
+            twitter.set_mode("up")
+    assert all(c.result().status_code == 303 for c in comments)
+# --8<-- [end:hang]
+
+
+def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
+    twitter.set_mode("down")
+    bodies = [f"during the outage {n}" for n in range(5)]
+    for body in bodies:
+        assert site.comment(photo, body).status_code == 303  # the comment itself is saved
+
+    # The tweets wait as jobs, queued or scheduled for a retry (a job between the two for a moment
+    # is in neither); none reaches Twitter.
+    wait_until(
+        lambda: (lambda s: s["queued"] + s["started"] + s["scheduled"])(site.queue_status()) == len(bodies),
+        timeout=5,
+        what="every tweet waiting as a job",
+    )
+    assert twitter.ledger() == []
+
+    twitter.set_mode("up")
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
+
+    lost = [body for body, tweets in found.items() if not tweets]
+    with invariant():
+        assert lost == [], f"{len(lost)} of {len(bodies)} tweets lost"
+        assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+
+
+# --8<-- [start:duplicates]
+def test_no_tweet_is_posted_twice_with_many_workers(site, twitter, photo, drain_seconds):
+    """Four RQ job workers taking from one queue: Redis hands each job to one of them."""
+    assert len(site.queue_status()["workers"]) == 4
+    bodies = [f"busy site {n}" for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda body: site.comment(photo, body), bodies))
+    assert [r.status_code for r in responses] == [303] * len(bodies)
+
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
+
+    with invariant():
+        assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+        assert twitter.stats()["duplicates"] == 0
+# --8<-- [end:duplicates]
+
+
+def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo):
+    twitter.set_mode("hang")
+    assert site.comment(photo, "the worker dies").status_code == 303
+    horse = process_calling(site.background_worker_pids, twitter.port)
+    dropped = twitter.stats()["rejected"].get("abandoned", 0)
+    worker = psutil.Process(horse).parent()  # the RQ job worker that forked this job's work horse
+    worker.send_signal(signal.SIGKILL)  # the job worker dies, as the out-of-memory killer would do it
+    # Its work horse lives on: it gives the call up at its read timeout, and asks RQ to try again.
+    wait_until(lambda: twitter.stats()["rejected"].get("abandoned", 0) > dropped,
+               timeout=site.recovery_seconds(), what="the call given up")
+    twitter.set_mode("up")
+
+    assert "the worker dies" in site.photo_page(photo).text  # the comment was saved first
+    found = twitter.tweets_starting_with(["the worker dies"], seconds=site.recovery_seconds(), idle=site.idle)
+    with invariant():
+        assert len(found["the worker dies"]) == 1, "lost with the worker, or posted twice"
+
+
+# --8<-- [start:queue_restart]
+def test_no_tweet_is_lost_when_the_queue_restarts(site, twitter, photo):
+    """Redis is killed with SIGKILL, then started again, while comments keep coming: the tweets
+    queued before, those of comments made while it was down, and those after each reach Twitter
+    once. The job workers are suspended meanwhile (`rq suspend`), so that the tweets wait in Redis
+    when it dies, and no job is half-way through."""
+    site.suspend_job_workers()
+    before = [f"before the restart {n}" for n in range(10)]  # more than the job workers take first
+    site.comment_each(photo, before)
+    wait_until(lambda: waiting_in_redis(site, twitter, before), timeout=10, what="the tweets waiting in Redis")
+    site.kill_the_queue_server()
+    during = [f"while the queue is down {n}" for n in range(3)]
+    site.comment_each(photo, during)  # each comment itself is saved
+    site.start_the_queue_server()
+    after = [f"after the restart {n}" for n in range(3)]
+    site.comment_each(photo, after)
+    site.resume_job_workers()
+
+    def settled() -> bool:
+        site.restart_what_quit()
+        return site.idle()
+
+    bodies = before + during + after
+    found = twitter.tweets_starting_with(bodies, seconds=site.recovery_seconds(), idle=settled)
+    lost = [body for body in bodies if not found[body]]
+    with invariant():
+        assert lost == [], f"{len(lost)} of {len(bodies)} tweets lost: {lost}"
+        assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+
+
+def waiting_in_redis(site, twitter, bodies: list[str]) -> bool:
+    """Each tweet is queued, or was posted by a job worker that took it before it was suspended;
+    none is running."""
+    status = site.queue_status()
+    posted = sum(1 for tweets in twitter.tweets_starting_with(bodies).values() if tweets)
+    return status["started"] == 0 and status["queued"] + posted == len(bodies)
+# --8<-- [end:queue_restart]
