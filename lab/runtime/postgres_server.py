@@ -118,6 +118,13 @@ class PostgresServer:
         self.process.stop(grace=10)
         self.process.remove_log()
 
+    def crash(self) -> None:
+        """SIGKILL the server and every backend it forked, at once: no checkpoint, no goodbye. A
+        `start()` after it recovers from the write-ahead log."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.remove_log()
+
     def __enter__(self) -> PostgresServer:
         return self.start() if self.process is None else self
 

@@ -68,6 +68,11 @@ class SiteClient:
             self.url("/upload"), data=data, files=files, timeout=timeout, allow_redirects=False
         )
 
+    def comment_each(self, photo: int, bodies: list[str]) -> None:
+        """One comment per body, each saved (303), one after another."""
+        for body in bodies:
+            assert self.comment(photo, body).status_code == 303, body
+
     def comment(
         self,
         photo_id: int,

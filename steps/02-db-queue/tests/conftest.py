@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from lab.runtime.databases import embedded_postgresql, private_database, unreachable_reason
+from lab.runtime.postgres_server import NoPostgres, PostgresServer
 from lab.runtime.process import ManagedProcess, free_port
 from lab.runtime.stages import Stage
 from lab.runtime.up import stage_environment, start_stage
@@ -25,17 +26,22 @@ TIME_SCALE = 0.1  # the worker's timeouts, leases, retries and polling, 10 times
 DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter recovers
 
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
+DATABASE_URL = "TWITPIC_DATABASE_URL"  # the stage's setting: the site's database, SQLite unless named
 
 
 class Site(SiteClient):
     """The running site: a client for its pages, plus its processes and its data folder."""
 
-    def __init__(self, base_url: str, web: ManagedProcess, worker: ManagedProcess, data_dir: Path, workers: int):
+    def __init__(
+        self, base_url: str, web: ManagedProcess, worker: ManagedProcess, data_dir: Path, workers: int,
+        database_url: str | None = None,
+    ):
         super().__init__(base_url)
         self.web = web
         self.worker = worker
         self.data_dir = data_dir
         self.workers = workers
+        self.database_url = database_url or f"sqlite:///{data_dir / 'twitpic.sqlite3'}"  # the site's database
 
     def web_worker_pids(self) -> list[int]:
         return [child.pid for child in psutil.Process(self.web.pid).children()]
@@ -47,7 +53,7 @@ class Site(SiteClient):
         """No job waits or runs: every one is done or failed."""
         from twitpic.db import Database
 
-        db = Database(f"sqlite:///{self.data_dir / 'twitpic.sqlite3'}")  # the site's database
+        db = Database(self.database_url)
         try:
             row = db.one("SELECT COUNT(*) AS n FROM tweet_jobs WHERE status IN ('pending', 'claimed')")
             return row["n"] == 0
@@ -57,7 +63,26 @@ class Site(SiteClient):
 
 @pytest.fixture(scope="module")
 def site(running_twitter, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
+    yield from running_site(running_twitter, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+def site_on_its_own_postgresql(running_twitter, tmp_path):
+    """The site on a PostgreSQL server of its own, for a test that kills the server: `(site,
+    server)`. Always the embedded server: a server you named is never killed."""
+    try:
+        server = PostgresServer(tmp_path / "postgresql").start()
+    except NoPostgres as problem:
+        pytest.skip(f"postgresql: {problem}")
+    try:
+        for site in running_site(running_twitter, tmp_path / "data", {DATABASE_URL: server.url}):
+            yield site, server
+    finally:
+        server.stop()
+
+
+def running_site(running_twitter, data_dir: Path, settings: dict[str, str] | None = None):
+    data_dir.mkdir(parents=True, exist_ok=True)
     env = stage_environment(
         data_dir=data_dir,
         workers=WEB_WORKERS,
@@ -72,10 +97,12 @@ def site(running_twitter, tmp_path_factory):
         # stage's default, `naive`, races by chance on a busy site; test_invariants.py and
         # test_race.py show that race on purpose, every time.
         WORKER_STRATEGY="atomic",
+        **(settings or {}),
     )
     worker, web = start_stage(STAGE, env, skip=frozenset({"twitter"}))
     try:
-        yield Site(f"http://127.0.0.1:{env['WEB_PORT']}", web, worker, data_dir, WEB_WORKERS)
+        yield Site(f"http://127.0.0.1:{env['WEB_PORT']}", web, worker, data_dir, WEB_WORKERS,
+                   env.get(DATABASE_URL))
     finally:
         web.stop()
         worker.stop()

@@ -1,4 +1,4 @@
-"""The five invariants every stage is held to. Stage 02 fixes three and breaks one.
+"""The six invariants every stage is held to. Stage 02 fixes three and breaks one.
 
 A strict xfail must fail, and for its stated reason only: if one of these ever passed in this
 stage, the run would turn red, and so would a failure anywhere outside the `with invariant():`
@@ -126,3 +126,31 @@ def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo, drain_se
     with invariant():
         assert found["the worker dies"], "the tweet was lost with the worker"
 
+
+
+def test_no_tweet_is_lost_when_the_queue_restarts(site_on_its_own_postgresql, twitter, drain_seconds):
+    """Here the queue is the site's own database, and a comment and its tweet's job are saved in
+    one transaction. The database server (PostgreSQL) is killed with SIGKILL, then started again,
+    while comments keep coming: each comment the site saved reaches Twitter once. The comments
+    made while it was down were refused, so they were never the site's to lose."""
+    site, server = site_on_its_own_postgresql
+    photo = site.new_photo()
+    twitter.set_mode("down")  # so that a backlog waits in the table when the server dies
+    before = [f"before the restart {n}" for n in range(5)]
+    site.comment_each(photo, before)
+    server.crash()
+    during = [f"while the queue is down {n}" for n in range(3)]
+    refused = [site.comment(photo, body).status_code for body in during]
+    server.start()  # recovers from its write-ahead log
+    after = [f"after the restart {n}" for n in range(3)]
+    site.comment_each(photo, after)
+    twitter.set_mode("up")
+
+    found = twitter.tweets_starting_with(before + during + after, seconds=drain_seconds, idle=site.idle)
+    assert refused == [500] * len(during)  # an error page: the comment was not saved
+    assert [found[body] for body in during] == [[]] * len(during)
+    saved = before + after
+    lost = [body for body in saved if not found[body]]
+    with invariant():
+        assert lost == [], f"{len(lost)} of {len(saved)} tweets lost: {lost}"
+        assert {body: len(found[body]) for body in saved} == {body: 1 for body in saved}

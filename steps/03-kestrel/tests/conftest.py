@@ -52,7 +52,15 @@ class Site(SiteClient):
 
     def crash_queue_server(self) -> None:
         """SIGKILL the queue server, then start it again on the same port and data folder."""
+        self.kill_the_queue_server()
+        self.start_the_queue_server()
+
+    def kill_the_queue_server(self) -> None:
+        """SIGKILL the queue server: a crash, as the out-of-memory killer would do it."""
         self.processes["kestrel"].kill()
+
+    def start_the_queue_server(self) -> None:
+        """Start the queue server again, from its journal, as a process manager would."""
         self.processes["kestrel"].remove_log()
         [self.processes["kestrel"]] = start_stage(STAGE, self.env, skip=frozenset({"twitter", "worker", "web"}))
 

@@ -3,6 +3,8 @@ scheduler and gunicorn, all started from its Procfile on free ports.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -13,7 +15,7 @@ import requests
 
 from lab.runtime.process import ManagedProcess, free_port, wait_until
 from lab.runtime.stages import Stage
-from lab.runtime.up import stage_environment, start_one, start_stage, stop_all
+from lab.runtime.up import restart_exited, stage_environment, start_one, start_stage, stop_all
 from lab.testing.fixtures import running_twitter, twitter  # noqa: F401  (the fake Twitter, fresh for each test)
 from lab.testing.rq import jobs_in_flight
 from lab.testing.site_client import SiteClient
@@ -26,6 +28,7 @@ DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter
 # The tests start a private Redis. To run them on a Redis of your own, name it here; its
 # database is emptied first, which is why a REDIS_URL set for everyday use is not enough.
 OWN_REDIS_VARIABLE = "TWITPIC_TEST_REDIS_URL"
+RQ = str(Path(sys.executable).with_name("rq"))  # RQ's own command, from this environment
 SCHEDULER_INTERVAL = 1.0  # seconds: RQ's scheduler looks for due jobs once a second
 
 
@@ -88,11 +91,6 @@ class Site(SiteClient):
         with self.connection() as connection:
             return jobs_in_flight(tweets_queue(connection)) == 0
 
-    def comment_each(self, photo: int, bodies: list[str]) -> None:
-        """One comment per body, each saved (303), one after another."""
-        for body in bodies:
-            assert self.comment(photo, body).status_code == 303, body
-
     def wait_for_the_breaker(self, timeout: float) -> None:
         wait_until(lambda: self.queue_status()["breaker_open"], timeout=timeout, what="the breaker opened")
 
@@ -126,6 +124,29 @@ class Site(SiteClient):
             name += "+"
         self.processes[name] = start_one(STAGE, self.env, "worker", name, None)
         return self.processes[name]
+
+    def kill_the_queue_server(self) -> None:
+        """SIGKILL the stage's Redis: a crash, as the out-of-memory killer would do it."""
+        if "redis" not in self.processes:
+            pytest.skip(f"the Redis named in {OWN_REDIS_VARIABLE} is yours: the tests kill only their own")
+        self.processes["redis"].kill()
+
+    def start_the_queue_server(self) -> None:
+        """Start the stage's Redis again, from its append-only file, as a process manager would."""
+        self.processes["redis"].remove_log()
+        self.processes["redis"] = start_one(STAGE, self.env, "redis", "redis", None)
+
+    def suspend_job_workers(self) -> None:
+        """`rq suspend`: each job worker finishes the job in hand, then takes no other."""
+        subprocess.run([RQ, "suspend", "--url", self.redis_url], check=True, capture_output=True, timeout=30)
+
+    def resume_job_workers(self) -> None:
+        subprocess.run([RQ, "resume", "--url", self.redis_url], check=True, capture_output=True, timeout=30)
+
+    def restart_what_quit(self) -> None:
+        """Start again the processes that quit, as a process manager would (RQ's job workers quit
+        when Redis goes away while they are busy)."""
+        restart_exited(STAGE, self.env, self.processes)
 
     def recovery_seconds(self) -> float:
         """How long a tweet whose job worker was killed mid-call may take to reach Twitter, by the

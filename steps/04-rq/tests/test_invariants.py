@@ -1,14 +1,16 @@
-"""The five invariants every stage is held to. Stage 04 holds all five."""
+"""The six invariants every stage is held to. Stage 04 holds five: a comment made while Redis is
+down loses its tweet."""
 
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
+import pytest
 import requests
 
 from lab.runtime.process import process_calling, wait_until
-from lab.testing.invariants import invariant
+from lab.testing.invariants import InvariantBroken, invariant
 
 
 def test_comment_answers_fast_while_twitter_is_slow(site, twitter, photo):
@@ -103,3 +105,48 @@ def test_no_tweet_is_lost_when_a_worker_is_killed(site, twitter, photo):
     found = twitter.tweets_starting_with(["the worker dies"], seconds=site.recovery_seconds(), idle=site.idle)
     with invariant():
         assert len(found["the worker dies"]) == 1, "lost with the worker, or posted twice"
+
+
+# --8<-- [start:queue_restart]
+@pytest.mark.xfail(
+    strict=True,
+    raises=InvariantBroken,
+    reason="a comment made while Redis is down is saved, but its tweet cannot be queued: "
+    "two writes, to the database and to the queue - fixed in 05-outbox",
+)
+def test_no_tweet_is_lost_when_the_queue_restarts(site, twitter, photo):
+    """Redis is killed with SIGKILL, then started again, while comments keep coming: the tweets
+    queued before, those of comments made while it was down, and those after each reach Twitter
+    once. The job workers are suspended meanwhile (`rq suspend`), so that the tweets wait in Redis
+    when it dies, and no job is half-way through."""
+    site.suspend_job_workers()
+    before = [f"before the restart {n}" for n in range(10)]  # more than the job workers take first
+    site.comment_each(photo, before)
+    wait_until(lambda: waiting_in_redis(site, twitter, before), timeout=10, what="the tweets waiting in Redis")
+    site.kill_the_queue_server()
+    during = [f"while the queue is down {n}" for n in range(3)]
+    site.comment_each(photo, during)  # each comment itself is saved
+    site.start_the_queue_server()
+    after = [f"after the restart {n}" for n in range(3)]
+    site.comment_each(photo, after)
+    site.resume_job_workers()
+
+    def settled() -> bool:
+        site.restart_what_quit()
+        return site.idle()
+
+    bodies = before + during + after
+    found = twitter.tweets_starting_with(bodies, seconds=site.recovery_seconds(), idle=settled)
+    lost = [body for body in bodies if not found[body]]
+    with invariant():
+        assert lost == [], f"{len(lost)} of {len(bodies)} tweets lost: {lost}"
+        assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+
+
+def waiting_in_redis(site, twitter, bodies: list[str]) -> bool:
+    """Each tweet is queued, or was posted by a job worker that took it before it was suspended;
+    none is running."""
+    status = site.queue_status()
+    posted = sum(1 for tweets in twitter.tweets_starting_with(bodies).values() if tweets)
+    return status["started"] == 0 and status["queued"] + posted == len(bodies)
+# --8<-- [end:queue_restart]
