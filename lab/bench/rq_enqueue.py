@@ -4,8 +4,9 @@ Stage 04's web request enqueues one RQ job per tweet, and waits for Redis's answ
 Redis servers, side by side, differ only in when the append-only file reaches the disk:
 
 - `off`: no file at all (a restart loses every queued job);
-- `everysec`: written before Redis answers, synced to disk once a second (stage 04's choice: a
-  killed Redis loses nothing it acknowledged, a power cut up to a second);
+- `everysec`: written in Redis's next turn, synced to disk once a second (stage 04's choice: a
+  killed Redis loses what it held back while a slow sync ran, up to two seconds, usually
+  nothing; a power cut up to two seconds);
 - `always`: synced to disk before Redis answers.
 
 Each round enqueues the same number of jobs into each, one after another, as stage 04's
