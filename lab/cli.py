@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="run a benchmark: kestrel, kestrel-churn, db-queue, rq-recovery, rq-enqueue",
+        help="run a benchmark: kestrel, kestrel-churn, db-queue, rq-recovery, rq-enqueue, outbox",
         description="Run a benchmark that prints ratios measured side by side in one run.",
     )
     bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
@@ -307,6 +307,7 @@ BENCHMARKS = {
     "db-queue": "lab.bench.db_queue",
     "rq-recovery": "lab.bench.rq_recovery",
     "rq-enqueue": "lab.bench.rq_enqueue",
+    "outbox": "lab.bench.outbox",
 }
 
 

@@ -1,6 +1,6 @@
 """The hands-on exercises of each chapter, as a page section generated from exercises/*/exercise.toml.
 
-    workbook exercise docs    write docs/generated/exercises-NN.md for chapters 00 to 05
+    workbook exercise docs    write docs/generated/exercises-NN.md for chapters 00 to 06
 
 Each chapter includes its file at its end; a test regenerates them and fails when one is stale.
 """
@@ -12,7 +12,7 @@ from lab.exercises.patching import patched_files
 from lab.runtime.stages import REPO_ROOT
 
 PAGES_DIR = REPO_ROOT / "docs" / "generated"
-CHAPTERS = (0, 1, 2, 3, 4, 5)  # the story, the four stage chapters, and beyond the stages
+CHAPTERS = (0, 1, 2, 3, 4, 5, 6)  # the story, the five stage chapters, and beyond the stages
 
 
 def page_name(chapter: int) -> str:

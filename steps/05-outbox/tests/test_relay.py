@@ -127,6 +127,23 @@ def test_a_job_redis_lost_is_queued_again_and_a_posted_tweet_is_forgotten(outbox
     assert outbox.rows() == [waiting]
 
 
+def test_only_the_rows_of_posted_tweets_are_forgotten(outbox):
+    """Queued is not done: Redis may still lose the job. A row leaves the outbox once the
+    posted-tweets record says its tweet is posted, and not before."""
+    from twitpic.outbox import forget_posted
+
+    posted, queued, unsent = outbox.stage(3)
+    relay_until_done(outbox)
+    outbox.db.execute("UPDATE outbox SET sent_at = NULL WHERE tweet_id = ?", (unsent,))
+    outbox.db.execute(
+        "INSERT INTO posted_tweets (tweet_id, twitter_id, posted_at) VALUES (?, '1', CURRENT_TIMESTAMP)", (posted,)
+    )
+    outbox.db.execute("INSERT INTO posted_tweets (tweet_id, holder, held_until) VALUES (?, 'a-run', 0)", (queued,))
+
+    assert forget_posted(outbox.db) == 1
+    assert outbox.rows() == sorted([queued, unsent])  # one reserved by a run, not posted yet; one unsent
+
+
 def test_a_job_still_in_redis_is_left_alone(outbox):
     from twitpic.outbox import check_sent
 
