@@ -201,6 +201,49 @@ def test_only_the_claim_lock_lets_a_second_worker_post_while_the_first_waits_on_
     assert [row["status"] for row in job_rows(url)] == ["done", "done"]
 
 
+def test_on_postgresql_the_global_lock_holds_the_whole_table_against_every_writer(
+    postgresql_url, twitter, enqueue,
+):
+    """PostgreSQL's global lock is the table's, as MySQL's and SQLite's are: while one job worker
+    holds it through a hung post, the next job worker waits for it, and so does a web request
+    adding a job. Once it is let go, the waiting job worker takes the next job."""
+    from twitpic.db import Database
+    from twitpic.worker import Worker
+
+    enqueue(postgresql_url, ["first job", "second job"])
+    twitter.control(mode="hang")
+
+    def one_worker():
+        worker = Worker(settings_for(postgresql_url, twitter, "locked", post_timeout=30))
+        try:
+            return worker.run_once()
+        finally:
+            worker.close()
+
+    def waiting_for_a_lock() -> int:
+        db = Database(postgresql_url)
+        try:
+            return db.one("SELECT COUNT(*) AS n FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND wait_event_type = 'Lock'")["n"]
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(one_worker)
+        wait_until(lambda: twitter.stats()["held"] == 1, timeout=10, what="the first post, hanging")
+        second = pool.submit(one_worker)
+        comment = pool.submit(enqueue, postgresql_url, ["third job"])  # what a web request does
+        wait_until(lambda: waiting_for_a_lock() == 2, timeout=10,
+                   what="the second worker and the web request waiting for the lock")
+        assert twitter.stats()["held"] == 1 and not comment.done()
+        twitter.control(mode="up")
+        assert first.result(timeout=30) is True
+        assert second.result(timeout=30) is True  # it claimed a job when it got the lock
+        comment.result(timeout=30)
+    assert posted(twitter, "first job") == 1 and posted(twitter, "second job") == 1
+    assert sorted(row["status"] for row in job_rows(postgresql_url)) == ["done", "done", "pending"]
+
+
 # -- the PostgreSQL trap ----------------------------------------------------------------------
 
 # One statement looks atomic, but the subquery picks the row before the row lock is taken: a

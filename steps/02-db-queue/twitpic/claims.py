@@ -103,15 +103,15 @@ def global_lock(db: Database):
         # The database's single write lock. A worker starved of it waits on: it must never die.
         with db.transaction("BEGIN IMMEDIATE", wait=True):
             yield
-    else:  # PostgreSQL: every worker waits for the row lock on the oldest job
+    else:  # PostgreSQL: the whole table, against every other writer; plain reads go on
         with db.transaction():
+            db.execute("LOCK TABLE tweet_jobs IN EXCLUSIVE MODE")
             yield
 
 
 def claim_under_lock(db: Database, now: float, lease: float | None) -> Job | None:
     """Only call inside `global_lock`."""
-    for_update = " FOR UPDATE" if db.dialect is dialects.POSTGRESQL else ""
-    row = db.one(NEXT_JOB + for_update, (now, now))
+    row = db.one(NEXT_JOB, (now, now))
     if row is None:
         return None
     claim = new_claim()
