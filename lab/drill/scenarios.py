@@ -52,7 +52,8 @@ SCENARIOS = {
                  _outage(action="kill-worker")),
         # Twitter is down first, so the queue holds a backlog when its server dies: what a journal is for.
         Scenario("queue-restart", "Twitter answers 503 for 30 s; halfway through, with a backlog queued, "
-                 "the queue server is killed with SIGKILL and started again",
+                 "the queue server is killed with SIGKILL, stays down for 5 s while comments keep coming, "
+                 "and is started again",
                  _outage({"mode": "down"}, "restart-queue", 15)),
     )
 }

@@ -64,15 +64,25 @@ def kill_a_worker(stage: Stage, processes: dict[str, ManagedProcess]) -> str:
     return f"killed {owner.name.split(':')[1]} process {children[0].pid}"
 
 
-def restart_the_queue(stage: Stage, processes: dict[str, ManagedProcess], env: dict) -> str:
-    for name in ("kestrel", "redis"):
+QUEUE_SERVERS = ("kestrel", "redis")
+QUEUE_DOWN_SECONDS = 5  # story seconds the killed queue server stays down, while comments keep coming
+
+
+def kill_the_queue(processes: dict[str, ManagedProcess]) -> str | None:
+    """SIGKILL the stage's queue server; its Procfile name, or None for a stage without one."""
+    for name in QUEUE_SERVERS:
         if name in processes:
             processes[name].kill()
             processes[name].remove_log()
-            others = frozenset(stage.processes()) - {name}
-            [processes[name]] = start_stage(stage, env, skip=others)
-            return f"killed and restarted {name}"
-    return "no queue server to restart"
+            return name
+    return None
+
+
+def start_the_queue(stage: Stage, processes: dict[str, ManagedProcess], env: dict, name: str) -> str:
+    """Start the queue server `name` again, from its files, as a process manager would."""
+    others = frozenset(stage.processes()) - {name}
+    [processes[name]] = start_stage(stage, env, skip=others)
+    return f"started {name} again"
 
 
 class StageRun:
@@ -92,6 +102,7 @@ class StageRun:
         self.phases: list[dict] = []
         self.summary_extra: dict = {}
         self.queue_down: list = [None, None]  # load seconds: the queue server killed, and back
+        self.queue_killed: tuple[str, float] | None = None  # which, and when it is to start again
         self.all_posted_at: float | None = None
         self.deadline = 0.0
 
@@ -161,9 +172,13 @@ class StageRun:
                 if action and load.now() >= started + phase.action_at * self.scale:
                     self.act(action)
                     action = None
+                self.start_the_queue_when_due()
                 self.sample(phase.name)
                 time.sleep(SAMPLE_EVERY)
             self.phases.append({"name": phase.name, "start": round(started, 3), "end": round(load.now(), 3)})
+        if self.queue_killed is not None:  # the story ended first: the server starts now
+            self.queue_killed = (self.queue_killed[0], 0.0)
+            self.start_the_queue_when_due()
         self.twitter.control(mode="up")
         self.board.say(self.stage.name, "waiting for the last requests")
         load.stop()
@@ -175,9 +190,22 @@ class StageRun:
         elif action == "restart-queue":
             backlog_before = self.backlog[-1][1] if self.backlog else None
             self.queue_down = [now() - REQUEST_MARGIN, None]
-            self.events.append([round(now(), 3), restart_the_queue(self.stage, self.processes, self.env)])
-            self.queue_down[1] = now()
+            killed = kill_the_queue(self.processes)
+            if killed is None:
+                self.events.append([round(now(), 3), "no queue server to restart"])
+                return
+            self.events.append([round(now(), 3), f"killed {killed}"])
             self.summary_extra["backlog_at_restart"] = backlog_before
+            self.queue_killed = (killed, now() + QUEUE_DOWN_SECONDS * self.scale)
+
+    def start_the_queue_when_due(self) -> None:
+        """The killed queue server, started again once it has been down QUEUE_DOWN_SECONDS."""
+        if self.queue_killed is not None and self.load.now() >= self.queue_killed[1]:
+            name, _ = self.queue_killed
+            started = start_the_queue(self.stage, self.processes, self.env, name)
+            self.events.append([round(self.load.now(), 3), started])
+            self.queue_down[1] = self.load.now()
+            self.queue_killed = None
 
     def drain(self) -> None:
         """Until every tweet asked for is posted, or the backlog stays empty and no new tweet
