@@ -35,6 +35,7 @@ PAYLOAD = b"x" * 1024
 KESTREL_EVENT_LOOPS = {"kestrel": "auto", "kestrel-asyncio": "asyncio"}
 SERVERS = ("kestrel", "kestrel-asyncio", "redis")
 EVENT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+ROUNDS = 5  # per workload and server: enough for a median ratio that holds from one run to the next
 
 
 def kestrel_reply_length(buffer: bytearray) -> int:
@@ -306,7 +307,9 @@ def run_one(server: str, workload: str, fsync: str, items: int, clients: int) ->
 
 def run_benchmark(put_many_items: int, clients: int, flood_items: int, rounds: int = 1) -> list[dict]:
     """Every workload on every server, `rounds` times each, taking turns; for each server, the
-    round with the median throughput. Prints one line per workload and fsync policy."""
+    round with the median throughput. The ratios are taken round by round, each against the run
+    beside it, and given as their median and spread: a noisy moment moves the servers of one round
+    together, and their ratio much less. Prints one line per workload and fsync policy."""
     rows = []
     for workload, items in (("put-many", put_many_items), ("flood", flood_items)):
         for fsync in ("always", "never"):
@@ -315,9 +318,18 @@ def run_benchmark(put_many_items: int, clients: int, flood_items: int, rounds: i
                 for server in SERVERS:
                     runs[server].append(run_one(server, workload, fsync, items, clients))
             medians = [median_run(runs[server]) for server in SERVERS]
+            medians[0]["ratio_to_redis"] = ratios(runs["kestrel"], runs["redis"])
+            medians[0]["event_loop_gain"] = ratios(runs["kestrel"], runs["kestrel-asyncio"])
             rows += medians
             print(result_line(*medians), flush=True)
     return rows
+
+
+def ratios(ours: list[dict], theirs: list[dict]) -> dict:
+    """Round by round, our throughput over theirs: the median, and the lowest and highest."""
+    each = [a["items_per_s"] / b["items_per_s"] for a, b in zip(ours, theirs, strict=True)]
+    return {"median": round(statistics.median(each), 3), "low": round(min(each), 3), "high": round(max(each), 3),
+            "rounds": [round(ratio, 3) for ratio in each]}
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -329,30 +341,38 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def result_line(ours: dict, plain: dict, redis: dict) -> str:
-    """Our server (on uvloop where it is installed), the same on asyncio's own loop, and Redis."""
+    """Our server (on uvloop where it is installed), the same on asyncio's own loop, and Redis;
+    each ratio as the median of the rounds' ratios, with their spread when there were several."""
     return (f"{ours['workload']:9} fsync={ours['fsync']:6} kestrel {ours['items_per_s']:>6} items/s"
             f"  p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms"
             f" | redis {redis['items_per_s']:>6} items/s  p50 {redis['p50_ms']:6.2f} ms"
             f"  p99 {redis['p99_ms']:6.2f} ms"
-            f" (ratio {ours['items_per_s'] / redis['items_per_s']:.2f})"
+            f" (ratio {spread(ours.get('ratio_to_redis'), ours['items_per_s'] / redis['items_per_s'])})"
             f" | kestrel on asyncio's loop {plain['items_per_s']:>6} items/s"
-            f" ({EVENT_LOOP} {ours['items_per_s'] / plain['items_per_s']:.2f}x)")
+            f" ({EVENT_LOOP} {spread(ours.get('event_loop_gain'), ours['items_per_s'] / plain['items_per_s'])}x)")
+
+
+def spread(ratio: dict | None, single: float) -> str:
+    if ratio is None or ratio["low"] == ratio["high"]:
+        return f"{ratio['median'] if ratio else single:.2f}"
+    return f"{ratio['median']:.2f}, rounds {ratio['low']:.2f}-{ratio['high']:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbook bench kestrel")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the items, one round")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="runs of each workload per server, taking turns; the median is shown "
-                             "(default 3, 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a tenth of put-many's items, half of flood's")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="runs of each workload per server, taking turns; the medians are shown "
+                             f"(default {ROUNDS})")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="folder for kestrel.json and kestrel.txt, the printed table (default bench-results)")
     args = parser.parse_args(argv)
-    scale = 10 if args.quick else 1
-    rounds = args.rounds or (1 if args.quick else 3)
+    # Flood stays at half its size: a shorter flood is a few hundred milliseconds, too short to time.
+    put_many_items, flood_items = (10_000, 5_000) if args.quick else (100_000, 10_000)
+    rounds = args.rounds
     if rounds < 1:
         parser.error("--rounds must be at least 1")
-    rows = run_benchmark(100_000 // scale, 100, 10_000 // scale, rounds)
+    rows = run_benchmark(put_many_items, 100, flood_items, rounds)
     table = [result_line(*rows[n:n + len(SERVERS)]) for n in range(0, len(rows), len(SERVERS))]
     write_results(args.out, "kestrel", rows, "\n".join(table))
     missing = [row for row in rows if row["moved"] != row["items"]]

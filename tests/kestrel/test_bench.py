@@ -32,8 +32,12 @@ def test_the_benchmark_moves_every_item_and_writes_its_rows(capsys):
         assert row["moved"] == row["items"] == (120 if row["workload"] == "put-many" else 40)
         assert row["items_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
         assert row["rounds"] == 2
+    for row in rows[::3]:  # our server's rows carry the ratios, round by round
+        for ratio in (row["ratio_to_redis"], row["event_loop_gain"]):
+            assert len(ratio["rounds"]) == 2 and ratio["low"] <= ratio["median"] <= ratio["high"]
+            assert ratio["low"] == min(ratio["rounds"]) and ratio["high"] == max(ratio["rounds"])
     printed = capsys.readouterr().out
-    assert printed.count("ratio") == 4 and "items/s" in printed
+    assert printed.count("(ratio") == 4 and "items/s" in printed
 
 
 def test_main_writes_kestrel_json_and_the_printed_table(tmp_path, monkeypatch, capsys):
