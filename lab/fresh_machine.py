@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             return code
         code, seconds, output = run_step(root, args.test, network=False)
         print(output[-8000:] if code != 0 else "\n".join(output.splitlines()[-40:]))
+        if code != 0:  # the names of what failed come before the skips in pytest's summary: say them last
+            failed = [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+            print("\n".join(["what failed:", *failed]) if failed else "what failed: no FAILED or ERROR line")
         print(f"{args.test} (no network but its own loopback): exit {code} in {seconds:.0f} s: "
               f"{summary_line(output)}", flush=True)
         return code
