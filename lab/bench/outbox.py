@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from lab.bench.figures import percentile, write_results
+from lab.drill.probes import counter
 from lab.runtime.process import wait_until
 from lab.testing.stages import running_stage
 from lab.twitter import FakeTwitter
@@ -64,13 +65,9 @@ def relay_rate(rows: int, twitter: FakeTwitter, folder: Path) -> float:
                 [(f"comment-{n}", f"bench {n} https://twitpic.example/p", time.time()) for n in range(rows)],
             )
         started = time.monotonic()  # the rows are committed as the block ends
-        wait_until(lambda: unsent(database) == 0, timeout=120, interval=0.01, what="the outbox queued")
+        unsent = counter(database, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        wait_until(lambda: unsent() == 0, timeout=120, interval=0.01, what="the outbox queued")
         return rows / (time.monotonic() - started)
-
-
-def unsent(database: Path) -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
-        return db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
 
 
 def run(comments: int, rows: int, rounds: int) -> dict:

@@ -296,7 +296,6 @@ def outbox(request, tmp_path, monkeypatch):
         settings = settings_from_environment()
         init_db(url, settings["DATABASE_TIMEOUT"])
         bench = Outbox(settings)
-        bench.backend = backend
         try:
             yield bench
         finally:

@@ -73,7 +73,7 @@ def test_a_row_a_dead_relay_queued_but_did_not_mark_becomes_one_job(outbox):
     assert outbox.unsent() == []
 
 
-def test_two_relays_at_once_make_one_job_per_tweet(outbox, monkeypatch):
+def test_two_relays_at_once_make_one_job_per_tweet(outbox):
     """Two relays started together, on one outbox: every tweet is queued once, as one job."""
     tweet_ids = outbox.stage(300)
 

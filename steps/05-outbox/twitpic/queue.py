@@ -1,5 +1,5 @@
 """The `tweets` queue on Redis, through RQ: each tweet is a job that a job worker runs. The relay
-(relay.py) queues them, from the outbox; the web request never talks to the queue.
+(relay.py) queues them, from the outbox; a web request only reads the queue, for the status page.
 
 Jobs are stored as JSON (not pickle: a job is data, and anything that can write to Redis could
 otherwise make a job worker run code of its choosing). Each job is named after its tweet's key, so
