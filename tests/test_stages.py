@@ -1,8 +1,12 @@
 """lab.runtime.stages: the stages in steps/ and their Procfiles."""
 
+import os
+import re
+
 import pytest
 
 from lab.runtime.stages import STEPS_DIR, Stage, StageError, all_stages, parse_procfile
+from lab.runtime.timescale import STORY_SECONDS
 
 
 def test_a_procfile_is_name_colon_command_in_order():
@@ -95,6 +99,43 @@ def test_the_story_durations_reach_a_stage_scaled_and_the_shell_wins(monkeypatch
     assert "TWITPIC_DATABASE_TIMEOUT" not in env  # the machine's waits are not the story's
     monkeypatch.setenv("TWITPIC_BREAKER_COOLDOWN", "7")
     assert "TWITPIC_BREAKER_COOLDOWN" not in Stage.find("04").environment({"WORKBOOK_TIME_SCALE": "0.1"})
+
+
+SCALED_SETTINGS = {  # each stage's settings at a time scale of 0.1, which the lab passes as plain seconds
+    "02": {"TWITTER_TIMEOUT": 1.0, "LEASE": 3.0, "POLL": 0.05, "RETRY_FIRST": 0.1, "RETRY_CAP": 6.0},
+    "03": {"TWITTER_TIMEOUT": 1.0, "QUEUE_WAIT": 0.1, "RETRY_FIRST": 0.1, "RETRY_CAP": 6.0},
+    "04": {"TWITTER_READ_TIMEOUT": 1.0, "BREAKER_COOLDOWN": 2.0, "RETRY_FIRST": 0.1, "RETRY_CAP": 6.0},
+    "05": {"TWITTER_READ_TIMEOUT": 1.0, "BREAKER_COOLDOWN": 2.0, "RETRY_FIRST": 0.1, "RETRY_CAP": 6.0},
+}
+
+
+@pytest.mark.parametrize("stage", sorted(SCALED_SETTINGS))
+def test_a_stage_runs_at_the_time_scale_through_its_own_settings(stage, monkeypatch):
+    """The lab's time scale reaches a stage only as the plain durations its settings.py reads."""
+    import json
+    import subprocess
+    import sys
+
+    for name in STORY_SECONDS:
+        monkeypatch.delenv(name, raising=False)
+    found = Stage.find(stage)
+    printed = subprocess.run(
+        [sys.executable, "-c", "import json; from twitpic.settings import settings_from_environment as s; "
+         "print(json.dumps({k: v for k, v in s().items() if isinstance(v, float)}))"],
+        cwd=found.path, env={**os.environ, **found.environment({"WORKBOOK_TIME_SCALE": "0.1"})},
+        capture_output=True, text=True, check=True,
+    ).stdout
+    settings = json.loads(printed)
+    assert {name: settings.get(name) for name in SCALED_SETTINGS[stage]} == pytest.approx(SCALED_SETTINGS[stage])
+
+
+def test_no_stage_app_knows_the_workbook_harness():
+    """A reader copies a stage's twitpic/: the lab's time scale and test hooks stay out of it."""
+    harness = re.compile(r"TIME_SCALE|WORKBOOK_|time_scale|\blab\b")
+    found = [f"{path.relative_to(STEPS_DIR)}:{number}"
+             for path in sorted(STEPS_DIR.glob("*/twitpic/**/*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if harness.search(line)]
+    assert found == []
 
 
 def test_a_process_manager_starts_an_exited_job_worker_again(tmp_path):

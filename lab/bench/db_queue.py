@@ -68,8 +68,7 @@ def worker_process(
         cwd=STAGE_DIR,
         env={
             "TWITPIC_DATABASE_URL": database_url,
-            "TWITTER_API_URL": twitter.api_url,
-            "WORKBOOK_TIME_SCALE": "1",  # real seconds: leases and timeouts as the stage sets them
+            "TWITTER_API_URL": twitter.api_url,  # leases and timeouts as the stage sets them
         },
         ready=lambda: workers_connected(process.pid, count, database_url),
     )

@@ -53,6 +53,11 @@ STORY_SECONDS = {
     "TWITPIC_BREAKER_COOLDOWN": 20.0,
     "TWITPIC_RETRY_FIRST": 1.0,
     "TWITPIC_RETRY_CAP": 60.0,
+    # Stages 02 and 03's job workers: one timeout for Twitter, the lease, and how often an idle one looks.
+    "TWITPIC_TWITTER_TIMEOUT": 10.0,
+    "TWITPIC_LEASE": 30.0,
+    "TWITPIC_POLL": 0.5,
+    "TWITPIC_QUEUE_WAIT": 1.0,
 }
 # RQ's own settings, which stage 04's Procfile passes to `rq worker`: whole seconds.
 STORY_WHOLE_SECONDS = {

@@ -19,6 +19,11 @@ def settings_from_environment() -> dict:
         "TWITTER_API_URL": os.environ.get("TWITTER_API_URL", "http://127.0.0.1:8081").rstrip("/"),
         # Only signs the cookie that remembers which demo user you picked; there are no passwords.
         "SECRET_KEY": os.environ.get("TWITPIC_SECRET_KEY", "demo-only-not-a-secret"),
-        # The workbook's time scale: 0.01 runs every delay of the story 100 times faster.
-        "TIME_SCALE": float(os.environ.get("WORKBOOK_TIME_SCALE") or 1),
+        # The job workers' durations, in seconds; each command-line option of the worker can override one.
+        "TWITTER_TIMEOUT": float(os.environ.get("TWITPIC_TWITTER_TIMEOUT", 10)),  # a hung Twitter gives up here
+        "LEASE": float(os.environ.get("TWITPIC_LEASE", 30)),  # how long a claim lasts; 0: claims never run out
+        "POLL": float(os.environ.get("TWITPIC_POLL", 0.5)),  # between looks at an empty table
+        # Retries: the first about this long after a failure, each next one twice as long, up to the cap.
+        "RETRY_FIRST": float(os.environ.get("TWITPIC_RETRY_FIRST", 1)),
+        "RETRY_CAP": float(os.environ.get("TWITPIC_RETRY_CAP", 60)),
     }

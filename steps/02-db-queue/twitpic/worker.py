@@ -28,7 +28,7 @@ log = logging.getLogger("twitpic.worker")
 
 @dataclass
 class WorkerSettings:
-    """Durations are in real seconds (the command line scales them by the time scale)."""
+    """Durations are in seconds."""
 
     database_url: str
     twitter_api_url: str
@@ -120,25 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", choices=claims.STRATEGIES, default="naive")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
-        "--lease", type=float, default=30.0, help="seconds a claim lasts; 0 for claims that never run out"
+        "--lease", type=float, default=env["LEASE"], help="seconds a claim lasts; 0 for claims that never run out"
     )
-    parser.add_argument("--post-timeout", type=float, default=10.0, help="seconds to wait for Twitter")
+    parser.add_argument("--post-timeout", type=float, default=env["TWITTER_TIMEOUT"],
+                        help="seconds to wait for Twitter")
     parser.add_argument("--max-attempts", type=int, default=8, help="tries before a job is marked failed")
-    parser.add_argument("--poll", type=float, default=0.5, help="seconds between looks at an empty table")
+    parser.add_argument("--poll", type=float, default=env["POLL"], help="seconds between looks at an empty table")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    scale = env["TIME_SCALE"]
     settings = WorkerSettings(
         database_url=env["DATABASE_URL"],
         twitter_api_url=env["TWITTER_API_URL"],
         strategy=args.strategy,
-        lease=args.lease * scale if args.lease > 0 else None,
-        post_timeout=args.post_timeout * scale,
+        lease=args.lease if args.lease > 0 else None,
+        post_timeout=args.post_timeout,
         max_attempts=args.max_attempts,
-        retry_base=1.0 * scale,
-        retry_cap=60.0 * scale,
-        poll_interval=args.poll * scale,
+        retry_base=env["RETRY_FIRST"],
+        retry_cap=env["RETRY_CAP"],
+        poll_interval=args.poll,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     return supervise(settings, args.workers)

@@ -20,6 +20,10 @@ def settings_from_environment() -> dict:
         "KESTREL_ADDRESS": ("127.0.0.1", int(os.environ.get("KESTREL_PORT", 22133))),
         # Only signs the cookie that remembers which demo user you picked; there are no passwords.
         "SECRET_KEY": os.environ.get("TWITPIC_SECRET_KEY", "demo-only-not-a-secret"),
-        # The workbook's time scale: 0.01 runs every delay of the story 100 times faster.
-        "TIME_SCALE": float(os.environ.get("WORKBOOK_TIME_SCALE") or 1),
+        # The job workers' durations, in seconds; each command-line option of the worker can override one.
+        "TWITTER_TIMEOUT": float(os.environ.get("TWITPIC_TWITTER_TIMEOUT", 10)),  # a hung Twitter gives up here
+        "QUEUE_WAIT": float(os.environ.get("TWITPIC_QUEUE_WAIT", 1)),  # how long one `get` waits for an item
+        # Retries: the first about this long after a failure, each next one twice as long, up to the cap.
+        "RETRY_FIRST": float(os.environ.get("TWITPIC_RETRY_FIRST", 1)),
+        "RETRY_CAP": float(os.environ.get("TWITPIC_RETRY_CAP", 60)),
     }

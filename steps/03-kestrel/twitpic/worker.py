@@ -40,7 +40,7 @@ DONE, RETRY = "done", "retry"
 
 @dataclass
 class WorkerSettings:
-    """Durations are in real seconds (the command line scales them by the time scale)."""
+    """Durations are in seconds."""
 
     database_url: str
     twitter_api_url: str
@@ -188,22 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     env = settings_from_environment()
     parser = argparse.ArgumentParser(prog="python -m twitpic.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--post-timeout", type=float, default=10.0, help="seconds to wait for Twitter")
+    parser.add_argument("--post-timeout", type=float, default=env["TWITTER_TIMEOUT"],
+                        help="seconds to wait for Twitter")
     parser.add_argument("--max-attempts", type=int, default=20, help="tries before a message is parked")
-    parser.add_argument("--wait", type=float, default=1.0, help="seconds one get waits for an item")
+    parser.add_argument("--wait", type=float, default=env["QUEUE_WAIT"], help="seconds one get waits for an item")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    scale = env["TIME_SCALE"]
     settings = WorkerSettings(
         database_url=env["DATABASE_URL"],
         twitter_api_url=env["TWITTER_API_URL"],
         queue_address=env["KESTREL_ADDRESS"],
-        post_timeout=args.post_timeout * scale,
-        wait=args.wait * scale,
+        post_timeout=args.post_timeout,
+        wait=args.wait,
         max_attempts=args.max_attempts,
-        retry_base=1.0 * scale,
-        retry_cap=60.0 * scale,
+        retry_base=env["RETRY_FIRST"],
+        retry_cap=env["RETRY_CAP"],
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     return supervise(settings, args.workers)
