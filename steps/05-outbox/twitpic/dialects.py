@@ -6,9 +6,12 @@ Everything else in the app writes plain SQL with `?` placeholders.
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
+
+QUOTED_STRING = re.compile(r"('(?:[^']|'')*')")  # '...', where '' is a quote inside
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,15 @@ class Dialect:
     epoch_now: str  # the database's clock, in seconds since 1970
 
     def sql(self, statement: str) -> str:
-        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+        """`statement` with the driver's placeholders. A `?` inside a quoted string is text, and a
+        `%` is doubled, since drivers whose placeholder is `%s` read `%%` as a `%`."""
+        if self.placeholder == "?":
+            return statement
+        # Splitting on a group keeps the quoted strings, at the odd places.
+        parts = QUOTED_STRING.split(statement.replace("%", "%%"))
+        return "".join(
+            part if index % 2 else part.replace("?", self.placeholder) for index, part in enumerate(parts)
+        )
 
 
 SQLITE = Dialect(
