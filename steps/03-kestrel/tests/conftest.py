@@ -24,6 +24,8 @@ DRAIN_SECONDS = 10.0  # how long a test waits for tweets to appear after Twitter
 class Site(SiteClient):
     """The running site: a client for its pages, plus its processes and its data folder."""
 
+    job_workers = WORKERS
+
     def __init__(
         self, base_url: str, processes: dict[str, ManagedProcess], env: dict, data_dir: Path, workers: int,
     ):

@@ -1,16 +1,20 @@
 """What the queue server adds: a crash of the server loses nothing, a poison message cannot block
-the queue, and a message delivered twice is posted once (with the one window that remains).
+the queue, and a message delivered twice is posted once (with the one window that remains). And
+what the stage's processes owe it: one kept connection per web process, and a polite stop.
 """
 
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from pymemcache.client.base import Client
 
+from lab.kestrel.stats import read_stats
 from lab.runtime.kestrel_server import kestrel_process
+from lab.runtime.process import ManagedProcess, wait_until
 
 
 def test_a_queue_server_crash_loses_nothing_and_duplicates_nothing(site, twitter, photo, drain_seconds):
@@ -58,6 +62,75 @@ def test_the_site_answers_when_the_queue_server_is_down(site, twitter, photo):
     finally:
         site.crash_queue_server()  # start it again
     assert "tweet lost, the queue is unreachable" in site.processes["web"].log_text()
+
+
+
+def connections(site) -> tuple[int, int]:
+    """The queue server's open connections and all it ever accepted, less this look's own."""
+    stats = read_stats("127.0.0.1", site.kestrel_port)
+    return int(stats["curr_connections"]) - 1, int(stats["total_connections"]) - 1
+
+
+def test_each_web_process_keeps_one_connection_to_the_queue(site, twitter, photo):
+    wait_until(lambda: connections(site)[0] >= site.job_workers, timeout=15, what="every job worker is connected")
+    _, accepted_before = connections(site)
+    for number in range(10):
+        assert site.comment(photo, f"over a kept connection {number}").status_code == 303
+    _, accepted_after = connections(site)
+    # Each web process opens one the first time it queues a tweet, and then keeps it.
+    assert accepted_after - (accepted_before + 1) <= site.workers
+
+
+def test_a_comment_made_after_the_queue_server_restarts_keeps_its_tweet(site, twitter, photo, drain_seconds):
+    """The web processes' kept connections die with the server: the next `set` tries once more."""
+    held = [0]
+
+    def every_web_process_holds_a_connection() -> bool:
+        held[0] += 1
+        assert site.comment(photo, f"before the restart {held[0]}").status_code == 303
+        return connections(site)[0] == site.workers + site.job_workers
+
+    wait_until(every_web_process_holds_a_connection, timeout=15, what="every web process holds a connection")
+    site.crash_queue_server()
+    bodies = [f"after the restart {number}" for number in range(4 * site.workers)]
+    for body in bodies:
+        assert site.comment(photo, body).status_code == 303
+    found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
+    assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
+
+
+
+def test_a_job_worker_told_to_stop_posts_and_confirms_the_tweet_in_hand(tmp_path, twitter, private_queue):
+    """SIGTERM, as a deploy or `workbook up` stopping sends it: the job worker finishes its item
+    before it leaves, so the tweet is posted once and nothing goes back to the queue."""
+    import signal
+    import sys
+
+    from twitpic.db import init_db
+
+    url = f"sqlite:///{tmp_path / 'site.sqlite3'}"
+    init_db(url)
+    twitter.control(latency_ms=(1000, 1000))  # long enough to be stopped half-way
+    queue_one(private_queue, "stopped politely https://twitpic.example/p/1")
+    workers = ManagedProcess(
+        "03-kestrel:worker", [sys.executable, "-m", "twitpic.worker", "--workers", "1"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={"TWITPIC_DATABASE_URL": url, "TWITTER_API_URL": twitter.api_url,
+             "KESTREL_PORT": str(private_queue[1])},
+        ready=lambda: True,
+    ).start()
+    try:
+        wait_until(lambda: twitter.stats()["in_flight"] == 1, timeout=15, what="the job worker is posting")
+        workers.signal(signal.SIGTERM)
+        assert workers.popen.wait(timeout=15) == 0
+    finally:
+        workers.stop()
+        workers.remove_log()
+    assert len(twitter.tweets_starting_with(["stopped politely"])["stopped politely"]) == 1
+    left = read_stats(*private_queue)
+    assert (int(left["queue_tweets_items"]), int(left["queue_tweets_open_transactions"])) == (0, 0)
+    assert [twitter_id for _, twitter_id in recorded(tmp_path)] == [
+        tweet["id"] for tweet in twitter.ledger()]
 
 
 # -- idempotency: the same message delivered twice -------------------------------------------

@@ -12,9 +12,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from flask import Flask, current_app, g
-from pymemcache.client.base import Client
-from pymemcache.exceptions import MemcacheError
+from flask import Flask, current_app
+from pymemcache.client.base import Client, PooledClient
+from pymemcache.client.retrying import RetryingClient
+from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def decode(raw: bytes) -> TweetMessage:
 
 
 # --8<-- [start:enqueue]
-def enqueue_tweet(client: Client, username: str, text: str) -> str:
+def enqueue_tweet(client: Client | RetryingClient, username: str, text: str) -> str:
     """Put a tweet on the queue; its id. The server has it on disk when `set` returns."""
     message = TweetMessage(uuid.uuid4().hex, username, text)
     if not client.set(TWEETS, encode(message)):
@@ -69,17 +70,19 @@ def queue_tweet(username: str, text: str) -> str | None:
 # --8<-- [end:enqueue]
 
 
-def get_queue() -> Client:
-    if "queue" not in g:
-        g.queue = connect(current_app.config["KESTREL_ADDRESS"])
-    return g.queue
-
-
-def close_queue(exception=None) -> None:
-    client = g.pop("queue", None)
-    if client is not None:
-        client.close()
+# --8<-- [start:client]
+def get_queue() -> RetryingClient:
+    return current_app.extensions["queue"]
 
 
 def init_app(app: Flask) -> None:
-    app.teardown_appcontext(close_queue)
+    """One client per web process, whose connection is kept from one request to the next. A pool,
+    because a threaded server (`flask run`) serves requests side by side. A kept connection dies
+    when the queue server restarts: the next `set` then tries once more, on a new one. Should the
+    first try's item have arrived after all, the queue holds the message twice, as after a
+    redelivery, and the job workers' record of posted ids (`already_posted`) stops a second tweet."""
+    pool = PooledClient(app.config["KESTREL_ADDRESS"], connect_timeout=2, timeout=5, default_noreply=False)
+    app.extensions["queue"] = RetryingClient(
+        pool, attempts=2, retry_for=[MemcacheUnexpectedCloseError, ConnectionError]
+    )
+# --8<-- [end:client]

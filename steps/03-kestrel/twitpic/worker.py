@@ -167,6 +167,7 @@ class Worker:
 # -- the command line: N worker processes and a small supervisor -------------------------------
 
 
+# --8<-- [start:stop]
 def _work(settings: WorkerSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker[{os.getpid()}] %(message)s")
@@ -182,7 +183,7 @@ def _work(settings: WorkerSettings) -> None:
         worker.run(should_stop=lambda: stopping)
     finally:
         worker.close()
-
+# --8<-- [end:stop]
 
 def main(argv: list[str] | None = None) -> int:
     env = settings_from_environment()
