@@ -11,10 +11,10 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install lock drill test test-long test-fresh test-all lint exercises-verify docs docs-build clean
+.PHONY: help install lock drill drill-publish test test-long test-fresh test-all lint exercises-verify docs docs-build clean
 
 help:
-	@echo "make drill       the outage drill: every stage while Twitter hangs, measured (about 6 min)"
+	@echo "make drill       the outage drill: every stage while Twitter hangs, measured, into drill-results/ (about 6 min)"
 	@echo "make test        run the test suite: every stage and the lab, in parallel (a few minutes)"
 	@echo "make test-long   the long end-to-end checks: the drill's scenarios, benchmarks (CI runs both)"
 	@echo "make test-all    both in one run"
@@ -24,6 +24,7 @@ help:
 	@echo "make docs        serve the site on http://127.0.0.1:8001"
 	@echo "make docs-build  build the site with mkdocs build --strict"
 	@echo "make install     only create .venv and install the workbook into it (the locked versions)"
+	@echo "make drill-publish  for the maintainers: a full drill written over the site's committed results"
 	@echo "make lock        update uv.lock and requirements.lock to the newest versions pyproject.toml allows (needs uv)"
 	@echo "make clean       remove .venv and the built site"
 
@@ -50,7 +51,11 @@ lock:
 	uv export --frozen --format requirements-txt --no-emit-project --quiet --output-file requirements.lock
 
 drill: $(INSTALLED)
-	$(BIN)/workbook drill --out drill-results --publish $(DRILL_ARGS)
+	$(BIN)/workbook drill --out drill-results $(DRILL_ARGS)
+
+# For the maintainers: a full run of every stage, written over the site's committed results.
+drill-publish: $(INSTALLED)
+	$(BIN)/workbook drill --out drill-results --publish
 
 # Every test run records each stage's invariants; `workbook matrix` makes the site's table from it.
 INVARIANTS_REPORT ?= test-results/invariants.json

@@ -204,3 +204,42 @@ def test_the_page_lists_every_scenario_the_drill_knows(tmp_path):
     page = (tmp_path / "drill.md").read_text()
     for name in SCENARIOS:
         assert f"| `{name}` |" in page
+
+
+def test_a_quick_run_says_so_above_its_figures_on_the_page_and_in_the_terminal(tmp_path):
+    results = sample_results()
+    results.update(quick=True, time_scale=0.2)
+    report.write_results_page(results, tmp_path, tmp_path / "drill.md")
+    page = (tmp_path / "drill.md").read_text()
+    assert page.index('!!! warning "A quick run"') < page.index(report.markdown_table(results))
+    assert "5 times shorter" in page
+    console = Console(record=True, width=200)
+    report.print_summary(results, console)
+    assert "a quick run: every delay 5 times shorter" in console.export_text()
+    assert report.quick_run_warning(sample_results()) == []  # a full run's page has no warning
+
+
+@pytest.mark.parametrize("extra", [["--quick"], ["--stages", "01-naive"], ["--scenario", "down"]])
+def test_only_a_full_run_of_every_stage_can_replace_the_sites_results(extra, capsys, monkeypatch):
+    from lab.drill import run
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the drill started")
+
+    monkeypatch.setattr(run, "run_drill", must_not_run)
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--publish", *extra])
+    assert exit_info.value.code == 2
+    assert "--publish writes the site's committed run" in capsys.readouterr().err
+
+
+def test_the_committed_run_is_a_full_run_of_every_stage():
+    """What the site, the home page and the explorable read: never a quick or partial run."""
+    import json
+
+    from lab.drill.run import DEFAULT_SCENARIO
+    from lab.runtime.stages import all_stages
+
+    committed = json.loads((Path(__file__).resolve().parents[1] / "docs/results/drill/results.json").read_text())
+    assert (committed["quick"], committed["time_scale"], committed["scenario"]) == (False, 1.0, DEFAULT_SCENARIO)
+    assert list(committed["stages"]) == [stage.name for stage in all_stages()]

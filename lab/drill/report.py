@@ -118,7 +118,10 @@ def markdown_table(results: dict) -> str:
 
 def print_summary(results: dict, console: Console) -> None:
     """The same table as the page's, in the terminal."""
-    table = Table(title=f"Outage drill: {results.get('scenario', '?')}")
+    quick = ""
+    if results.get("quick"):
+        quick = f", a quick run: every delay {1 / results['time_scale']:g} times shorter"
+    table = Table(title=f"Outage drill: {results.get('scenario', '?')}{quick}")
     table.add_column("metric", style="bold")
     for stage in results["stages"]:
         table.add_column(stage, justify="right")
@@ -230,8 +233,8 @@ def scenarios_markdown() -> str:
     lines = [
         "## Run it yourself",
         "",
-        "`make drill` runs the scenario above on every stage and publishes this page; "
-        "`make drill DRILL_ARGS=--quick` runs the same story five times faster. "
+        "`make drill` runs the scenario above on every stage and writes its own copy of this page into "
+        "`drill-results/drill.md`; `make drill DRILL_ARGS=--quick` runs the same story five times faster. "
         "`workbook drill --scenario NAME --stages 01-naive,04-rq` runs one scenario on some stages:",
         "",
         "| scenario | what happens |",
@@ -249,6 +252,18 @@ def scenarios_markdown() -> str:
     return "\n".join(lines)
 
 
+def quick_run_warning(results: dict) -> list[str]:
+    """A quick run's figures are the story at another speed: said above them, not only in the text."""
+    if not results.get("quick"):
+        return []
+    return [
+        '!!! warning "A quick run"',
+        f"    Every delay of the story ran {1 / results['time_scale']:g} times shorter: Twitter's latency, "
+        "the outage, the timeouts. Compare its figures with another quick run, not with the site's full run.",
+        "",
+    ]
+
+
 def write_results_page(results: dict, out_dir: Path | str, page_path: Path | str) -> None:
     """Draw both charts into `out_dir` and write the page that shows them with the table."""
     out_dir, page_path = Path(out_dir), Path(page_path)
@@ -261,6 +276,7 @@ def write_results_page(results: dict, out_dir: Path | str, page_path: Path | str
     lines = [
         "# The outage drill",
         "",
+        *quick_run_warning(results),
         what_was_run(results),
         "",
         markdown_table(results),

@@ -29,6 +29,7 @@ from lab.drill.stage_run import AVAILABLE_WITHIN, BACKGROUND_WORKERS, WEB_WORKER
 from lab.runtime.stages import Stage, all_stages
 
 QUICK_SCALE = 0.2  # --quick: the same story five times faster
+DEFAULT_SCENARIO = "hang"  # the case study's outage, and the site's committed run
 
 
 def planned_phases(scenario: Scenario, scale: float) -> list[dict]:
@@ -95,11 +96,15 @@ def run_drill(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workbook drill", description=__doc__.split("\n")[0])
     parser.add_argument("--stages", help="comma-separated stages (default: all), e.g. 01-naive,04-rq")
-    parser.add_argument("--scenario", default="hang", choices=sorted(SCENARIOS))
+    parser.add_argument("--scenario", default=DEFAULT_SCENARIO, choices=sorted(SCENARIOS))
     parser.add_argument("--quick", action="store_true", help=f"the same story {1 / QUICK_SCALE:.0f} times faster")
     parser.add_argument("--out", type=Path, default=Path("drill-results"),
                         help="folder for results.json and plots")
-    parser.add_argument("--publish", action="store_true", help="also write the page and plots into docs/results")
+    parser.add_argument(
+        "--publish", action="store_true",
+        help="also write the page and plots into docs/results: the site's committed run (a full run of every "
+        "stage, the default scenario; for the maintainers)",
+    )
     parser.add_argument(
         "--twitter-duplicates",
         choices=("refuse", "accept"),
@@ -118,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.publish and (args.quick or args.stages or args.scenario != DEFAULT_SCENARIO):
+        parser.error("--publish writes the site's committed run: a full run of every stage in the default "
+                     f"scenario ({DEFAULT_SCENARIO}), without --quick, --stages or --scenario")
     stages = [Stage.find(name) for name in args.stages.split(",")] if args.stages else all_stages()
     scale = QUICK_SCALE if args.quick else 1.0
     console = Console()
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     report.print_summary(results, console)
     report.write_results_page(results, args.out, args.out / "drill.md")
-    if args.publish:  # the site's results page shows the latest real run
+    if args.publish:  # the site's results page shows the latest full run
         docs = Path(__file__).resolve().parents[2] / "docs" / "results"
         report.write_results_page(results, docs / "drill", docs / "drill.md")
         (docs / "drill" / "results.json").write_text(json.dumps(results, indent=1))
