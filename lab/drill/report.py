@@ -244,7 +244,7 @@ def scenarios_markdown() -> str:
     lines += [
         "",
         "By default the fake Twitter refuses [a repeat](../reference/twitter.md#repeats), as the real "
-        "one did and as stages 03 and 04 count on: a duplicate post then shows as a repeat refused, "
+        "one did and as stages 03 to 05 count on: a duplicate post then shows as a repeat refused, "
         "not as a second tweet, and \"duplicate posts\" counts both. `--twitter-duplicates accept` "
         "makes it take every repeat. `--runs N` runs the scenario N times per stage and says how "
         "many runs kept each promise; the drill exits non-zero when a stage breaks a promise it makes.",

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("refuse", "accept"),
         default="refuse",
         help="refuse (default): the fake Twitter refuses a repeated status, as the real one did and as "
-        "stages 03-04 count on; accept: it takes every repeat, to see raw at-least-once delivery",
+        "stages 03-05 count on; accept: it takes every repeat, to see raw at-least-once delivery",
     )
     parser.add_argument(
         "--runs", type=int, default=1, help="run the scenario this many times per stage, and say how many held"

@@ -1,4 +1,4 @@
-"""The workbook's pytest plugin: one session over four stages, and no leaked processes.
+"""The workbook's pytest plugin: one session over every stage, and no leaked processes.
 
 Registered as `-p lab.pytest_plugin` (a shim that loads this module) in the root's and every
 stage's pytest configuration.
