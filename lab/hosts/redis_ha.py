@@ -1,0 +1,109 @@
+"""Redis (the lab's Valkey) as production runs it: a primary, a replica, and three Sentinels that
+promote the replica when the primary is gone.
+
+The servers keep an append-only file (fsync every second) and refuse writes when full
+(`noeviction`), the settings chapter 04 asks for. Sentinel's timers are the short ones of
+Redis's own examples: a primary that has not answered for a second is down for that Sentinel,
+and two Sentinels (the quorum) agreeing start a failover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from lab.hosts.network import Host
+from lab.runtime.process import ManagedProcess, wait_until
+from lab.runtime.redis_server import redis_argv, redis_server_binary
+
+MASTER_NAME = "twitpic"  # the name the Sentinels know the primary by, and the app asks for
+REDIS_PORT = 6379
+SENTINEL_PORT = 26379
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 3000
+# With no password, Redis answers only its own machine, unless told otherwise. The other hosts are
+# the world's alone: nothing outside it can reach them.
+PROTECTED_MODE_OFF = ["--protected-mode", "no"]
+
+
+@dataclass
+class RedisHA:
+    primary: Host
+    replica: Host
+    sentinel_hosts: list[Host]
+    data_dir: Path
+    appendfsync: str = "everysec"
+
+    def __post_init__(self):
+        self.binary = redis_server_binary()
+        self.servers: dict[str, ManagedProcess] = {}
+        self.sentinels: list[ManagedProcess] = []
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(host.address, SENTINEL_PORT) for host in self.sentinel_hosts]
+
+    def server_argv(self, host: Host, replica_of: Host | None) -> list[str]:
+        folder = self.data_dir / host.name
+        folder.mkdir(parents=True, exist_ok=True)
+        argv = redis_argv(self.binary, REDIS_PORT, folder, self.appendfsync, host=host.address)
+        argv += PROTECTED_MODE_OFF
+        if replica_of is not None:
+            argv += ["--replicaof", replica_of.address, str(REDIS_PORT)]
+        return argv
+
+    def start_server(self, host: Host, replica_of: Host | None = None) -> ManagedProcess:
+        server = host.process("redis", self.server_argv(host, replica_of), port=REDIS_PORT).start()
+        self.servers[host.name] = server
+        return server
+
+    def start_sentinel(self, host: Host) -> ManagedProcess:
+        config = self.data_dir / f"sentinel-{host.name}.conf"  # Sentinel writes what it learns here
+        config.write_text(
+            f"port {SENTINEL_PORT}\n"
+            f"bind {host.address}\n"
+            "protected-mode no\n"
+            f"dir {self.data_dir}\n"
+            f"sentinel monitor {MASTER_NAME} {self.primary.address} {REDIS_PORT} 2\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+        )
+        sentinel = host.process("sentinel", [self.binary, str(config), "--sentinel"], port=SENTINEL_PORT).start()
+        self.sentinels.append(sentinel)
+        return sentinel
+
+    def start(self, timeout: float = 30) -> RedisHA:
+        self.start_server(self.primary)
+        self.start_server(self.replica, replica_of=self.primary)
+        for host in self.sentinel_hosts:
+            self.start_sentinel(host)
+        wait_until(self.settled, timeout=timeout, what="every Sentinel knows the primary, the replica, the others")
+        return self
+
+    def settled(self) -> bool:
+        """Does every Sentinel see the primary up, its replica, and the other Sentinels?"""
+        others = len(self.sentinel_hosts) - 1
+        for address in self.sentinel_addresses:
+            try:
+                with redis.Redis(*address, socket_timeout=1, decode_responses=True) as sentinel:
+                    master = sentinel.sentinel_master(MASTER_NAME)
+            except redis.RedisError:
+                return False
+            if (master["num-other-sentinels"], master["num-slaves"]) != (others, 1) or master["is_odown"]:
+                return False
+        return True
+
+    def master_address(self) -> tuple[str, int] | None:
+        """The primary's address, as the first Sentinel that answers names it."""
+        for address in self.sentinel_addresses:
+            try:
+                with redis.Redis(*address, socket_timeout=1, decode_responses=True) as sentinel:
+                    found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
+            except redis.RedisError:
+                continue
+            if found:
+                return found[0], int(found[1])
+        return None
