@@ -8,5 +8,15 @@ forks a work horse per job, and not every work horse once more (RQ's "Performanc
 from . import tasks  # noqa: F401  (the job, imported before the fork)
 from .settings import settings_from_environment
 
-REDIS_URL = settings_from_environment()["REDIS_URL"]
+settings = settings_from_environment()
 QUEUES = ["tweets"]
+if settings["REDIS_SENTINELS"]:
+    # RQ's Sentinel support: the job worker asks the Sentinels for the primary when it connects.
+    SENTINEL = {
+        "INSTANCES": settings["REDIS_SENTINELS"],
+        "MASTER_NAME": settings["REDIS_SENTINEL_MASTER"],
+        "SOCKET_TIMEOUT": settings["REDIS_TIMEOUT"],
+        "SENTINEL_KWARGS": {"socket_timeout": settings["REDIS_TIMEOUT"]},
+    }
+else:
+    REDIS_URL = settings["REDIS_URL"]

@@ -27,6 +27,17 @@ def seconds(name: str, default: float) -> float:
     return value
 
 
+def addresses(name: str) -> list[tuple[str, int]]:
+    """`host:port,host:port...` from the environment, as (host, port) pairs; none if it is unset."""
+    found = []
+    for item in filter(None, (part.strip() for part in os.environ.get(name, "").split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(f"{name} must be host:port,host:port..., got {item!r}")
+        found.append((host, int(port)))
+    return found
+
+
 def settings_from_environment() -> dict:
     data_dir = Path(os.environ.get("TWITPIC_DATA_DIR", STAGE_DIR / "data")).resolve()
     max_photo = int(os.environ.get("TWITPIC_MAX_PHOTO_BYTES", 5 * 1024 * 1024))
@@ -39,6 +50,10 @@ def settings_from_environment() -> dict:
         "MAX_CONTENT_LENGTH": max_photo + 64 * 1024,
         "TWITTER_API_URL": os.environ.get("TWITTER_API_URL", "http://127.0.0.1:8081").rstrip("/"),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6380/0"),
+        # Redis with Sentinel: the Sentinels to ask which server is the primary, and the name they
+        # know it by. When they are set, REDIS_URL is not used.
+        "REDIS_SENTINELS": addresses("TWITPIC_REDIS_SENTINELS"),
+        "REDIS_SENTINEL_MASTER": os.environ.get("TWITPIC_REDIS_SENTINEL_MASTER", "twitpic"),
         # Only signs the cookie that remembers which demo user you picked; there are no passwords.
         "SECRET_KEY": os.environ.get("TWITPIC_SECRET_KEY", "demo-only-not-a-secret"),
         # The longest each thing a request or a job waits on may take.

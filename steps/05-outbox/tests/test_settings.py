@@ -137,3 +137,38 @@ def test_the_budget_counts_every_wait_of_the_job(environment, twitter, tmp_path,
     print(f"{twitter_mode}: at most {worst['database']} database waits, {worst['redis']} Redis commands")
 
 
+
+
+def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environment, monkeypatch):
+    """With TWITPIC_REDIS_SENTINELS, every client asks them for the primary (redis-py's Sentinel),
+    and the job workers do too, through RQ's own Sentinel settings; REDIS_URL is then unused."""
+    import importlib
+    import sys
+
+    from redis.sentinel import SentinelConnectionPool
+
+    from twitpic import queue
+
+    def rq_config():  # the job worker's settings module, as `rq worker -c` imports it: afresh
+        sys.modules.pop("twitpic.rq_config", None)
+        return importlib.import_module("twitpic.rq_config")
+
+    settings = environment(TWITPIC_REDIS_SENTINELS="10.0.0.2:26379, 10.0.0.3:26379")
+    assert settings["REDIS_SENTINELS"] == [("10.0.0.2", 26379), ("10.0.0.3", 26379)]
+    client = queue.connect(settings)
+    assert isinstance(client.connection_pool, SentinelConnectionPool)
+    assert client.connection_pool.service_name == "twitpic"
+    config = rq_config()
+    assert config.SENTINEL["INSTANCES"] == settings["REDIS_SENTINELS"]
+    assert not hasattr(config, "REDIS_URL")  # RQ would use it first, and never ask the Sentinels
+
+    monkeypatch.delenv("TWITPIC_REDIS_SENTINELS")
+    config = rq_config()
+    assert (config.REDIS_URL, hasattr(config, "SENTINEL")) == (settings["REDIS_URL"], False)
+
+
+def test_a_sentinel_address_without_its_port_is_refused(environment):
+    from twitpic.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="TWITPIC_REDIS_SENTINELS must be host:port"):
+        environment(TWITPIC_REDIS_SENTINELS="10.0.0.2")

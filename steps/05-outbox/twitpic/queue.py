@@ -14,6 +14,7 @@ import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry as CommandRetry
+from redis.sentinel import Sentinel
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -25,13 +26,19 @@ CRASH_RETRIES = 2  # runs after the first when a run crashes: its work horse kil
 
 def connect(settings: dict) -> redis.Redis:
     """A Redis client whose every command waits at most REDIS_TIMEOUT seconds, without hidden
-    retries (redis-py retries a command three times by default): one that fails, fails fast."""
-    return redis.Redis.from_url(
-        settings["REDIS_URL"],
-        socket_connect_timeout=settings["REDIS_TIMEOUT"],
-        socket_timeout=settings["REDIS_TIMEOUT"],
-        retry=CommandRetry(NoBackoff(), 0),
-    )
+    retries (redis-py retries a command three times by default): one that fails, fails fast.
+    With Sentinels, the client asks them for the primary each time it connects, so that after a
+    failover its next connection goes to the new one (redis-py's `Sentinel`)."""
+    options = {
+        "socket_connect_timeout": settings["REDIS_TIMEOUT"],
+        "socket_timeout": settings["REDIS_TIMEOUT"],
+        "retry": CommandRetry(NoBackoff(), 0),
+    }
+    if settings["REDIS_SENTINELS"]:
+        asking = {"socket_timeout": settings["REDIS_TIMEOUT"]}
+        sentinels = Sentinel(settings["REDIS_SENTINELS"], sentinel_kwargs=asking)
+        return sentinels.master_for(settings["REDIS_SENTINEL_MASTER"], **options)
+    return redis.Redis.from_url(settings["REDIS_URL"], **options)
 
 
 def tweets_queue(connection: redis.Redis) -> Queue:

@@ -63,7 +63,9 @@ def main() -> int:
             log.warning("this Redis could lose queued tweets: %s (the relay queues them again)", problem)
     except Exception as error:
         log.warning("cannot read Redis's settings yet: %s", error)
-    log.info("relaying the outbox to %s", settings["REDIS_URL"])
+    sentinels = ", ".join(f"{host}:{port}" for host, port in settings["REDIS_SENTINELS"])
+    log.info("relaying the outbox to %s", f"the primary Sentinels {sentinels} name" if sentinels
+             else settings["REDIS_URL"])
     relay(settings, stop)
     return 0
 
