@@ -27,6 +27,7 @@ from lab.runtime.timescale import TimeScaleError, parse_time_scale, set_time_sca
 FORWARDED = {
     "exercise": ("lab.exercises.cli", "exercises: list, start, check, hint, verify, docs"),
     "drill": ("lab.drill.run", "the outage drill: every stage under the same failure, measured"),
+    "hosts": ("lab.hosts.cli", "stages 04 and 05 on several machines (Linux namespaces): a fault, a verdict"),
     "kestrel": ("lab.kestrel.cli", "run the Kestrel-protocol queue server"),
     "matrix": ("lab.sitegen.matrix", "write or check the invariants matrix page from a test run's report"),
     "generate-docs": ("lab.sitegen.generate", "rewrite every generated docs page (CLI reference, figures, diffs)"),

@@ -19,6 +19,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from lab.runtime.process import LOCALHOST, ManagedProcess, free_port
@@ -58,8 +59,14 @@ def as_ordinary_user(argv: list[str]) -> list[str]:
 class PostgresServer:
     """A PostgreSQL server process: `with PostgresServer(data_dir) as server: ... server.url`."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, bin_dir: Path | None = None):
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, bin_dir: Path | None = None, host: str = LOCALHOST,
+        enter: Sequence[str] = (),
+    ):
+        """`host` is the address it listens on; `enter` the command prefix that runs it on another
+        machine of the lab of hosts (lab.hosts), where that address is."""
         self.data_dir = Path(data_dir)
+        self.host, self.enter = host, list(enter)
         self.port = port or free_port()
         self.bin_dir = bin_dir or embedded_bin_dir()
         if self.bin_dir is None:
@@ -72,7 +79,7 @@ class PostgresServer:
     @property
     def url(self) -> str:
         """The server's `postgres` database, as its superuser."""
-        return f"postgresql://{SUPERUSER}@{LOCALHOST}:{self.port}/postgres"
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/postgres"
 
     def version(self) -> str:
         said = subprocess.run([str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True)
@@ -100,14 +107,19 @@ class PostgresServer:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise NoPostgres(f"initdb failed:\n{result.stdout}{result.stderr}")
+        if self.host != LOCALHOST:  # initdb trusts the loopback only; a lab host's neighbours too
+            with open(self.data_dir / "pg_hba.conf", "a") as rules:
+                rules.write("host all all samenet trust\n")
 
     def start(self) -> PostgresServer:
         self.initdb()
         argv = as_ordinary_user([
             str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-            "-h", LOCALHOST, "-c", "unix_socket_directories=",  # TCP on 127.0.0.1 only
+            "-h", self.host, "-c", "unix_socket_directories=",  # TCP on its one address only
         ])
-        self.process = ManagedProcess("postgresql", argv, port=self.port, ready=self.answers).start(timeout=60)
+        self.process = ManagedProcess(
+            "postgresql", [*self.enter, *argv], host=self.host, port=self.port, ready=self.answers,
+        ).start(timeout=60)
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,150 @@
+"""Stage 04 or 05, unchanged, spread over the lab's hosts and configured only through its settings.
+
+    web  10.77.0.2   gunicorn and the app (and stage 05's relay), a Sentinel
+    w1   10.77.0.3   an RQ job worker and the scheduler, a Sentinel
+    w2   10.77.0.4   an RQ job worker, a Sentinel
+    r1   10.77.0.11  the Redis primary
+    r2   10.77.0.12  its replica
+    db   10.77.0.20  PostgreSQL: the site's data, `posted_tweets`, stage 05's outbox
+    tw   10.77.0.30  the fake Twitter
+
+Each process is the stage's own Procfile line, run on its host with the stage's environment.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import redis
+from rq import Worker
+
+from lab.hosts.network import Host, Network
+from lab.hosts.redis_ha import MASTER_NAME, REDIS_PORT, SENTINEL_PORT, RedisHA
+from lab.runtime.postgres_server import PostgresServer
+from lab.runtime.process import ManagedProcess, wait_until
+from lab.runtime.stages import Stage
+from lab.runtime.up import RESTARTED
+from lab.twitter.client import FakeTwitter
+
+HOSTS = {"web": 2, "w1": 3, "w2": 4, "r1": 11, "r2": 12, "db": 20, "tw": 30}
+WORKER_HOSTS = ("w1", "w2")
+SENTINEL_HOSTS = ("web", "w1", "w2")
+WEB_PORT = 8000
+POSTGRES_PORT = 5432
+TWITTER_PORT, TWITTER_CONTROL_PORT = 8081, 8082
+
+
+class HostedSite:
+    def __init__(self, stage: Stage, net: Network, data_dir: Path, *, time_scale: float = 1.0,
+                 appendfsync: str = "everysec", restart: bool = True):
+        self.stage, self.net, self.data_dir, self.time_scale = stage, net, Path(data_dir), time_scale
+        self.restart = restart  # as systemd's Restart=always would: start an exited job worker again
+        self.exits: Counter = Counter()  # host:line -> how many times it exited
+        self._supervising = threading.Event()
+        self.redis = RedisHA(net["r1"], net["r2"], [net[name] for name in SENTINEL_HOSTS], self.data_dir / "redis",
+                             appendfsync=appendfsync)
+        self.postgres = PostgresServer(self.data_dir / "postgres", port=POSTGRES_PORT, host=net["db"].address,
+                                       enter=net["db"].enter())
+        self.twitter: FakeTwitter | None = None
+        self.processes: dict[str, tuple[Host, str, ManagedProcess]] = {}  # host:line -> ...
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.net['web'].address}:{WEB_PORT}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres@{self.net['db'].address}:{POSTGRES_PORT}/twitpic"
+
+    def environment(self) -> dict[str, str]:
+        sentinels = ",".join(f"{self.net[name].address}:{SENTINEL_PORT}" for name in SENTINEL_HOSTS)
+        return self.stage.environment({
+            "WORKBOOK_TIME_SCALE": repr(self.time_scale),
+            "TWITPIC_DATA_DIR": str(self.data_dir / "site"),
+            "TWITPIC_DATABASE_URL": self.database_url,
+            "TWITTER_API_URL": f"http://{self.net['tw'].address}:{TWITTER_PORT}",
+            "TWITPIC_REDIS_SENTINELS": sentinels,
+            "TWITPIC_REDIS_SENTINEL_MASTER": MASTER_NAME,
+            "WEB_HOST": self.net["web"].address,
+            "WEB_PORT": str(WEB_PORT),
+            "WEB_WORKERS": "2",
+        })
+
+    def run(self, host: Host, line: str) -> ManagedProcess:
+        """The stage's Procfile line `line`, started on `host`; the web once it answers."""
+        command = self.stage.processes()[line]
+        ready = {"port": WEB_PORT} if line == "web" else {"ready": lambda: True}
+        process = host.process(line, ["sh", "-c", f"exec {command}"], cwd=self.stage.path,
+                               env=self.environment(), **ready)
+        self.processes[f"{host.name}:{line}"] = (host, line, process)
+        return process.start(timeout=60)
+
+    def supervise(self) -> None:
+        """Start again every job worker, scheduler or relay that exits, until the site stops."""
+        while not self._supervising.wait(0.2):
+            for key, (host, line, process) in list(self.processes.items()):
+                if line in RESTARTED and not process.alive and not self._supervising.is_set():
+                    self.exits[key] += 1
+                    process.stop()
+                    if self.restart:
+                        self.run(host, line)
+
+    def start(self) -> HostedSite:
+        net = self.net
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        twitter = net["tw"].process("twitter", [
+            sys.executable, "-m", "lab", "twitter", "--host", net["tw"].address, "--port", str(TWITTER_PORT),
+            "--control-port", str(TWITTER_CONTROL_PORT), "--latency-ms", "20-40", "--reject-duplicates",
+        ], port=TWITTER_PORT).start()
+        self.twitter = FakeTwitter(f"http://{net['tw'].address}:{TWITTER_PORT}",
+                                   f"http://{net['tw'].address}:{TWITTER_CONTROL_PORT}", twitter)
+        self.postgres.start()
+        with psycopg.connect(self.postgres.url, autocommit=True) as admin:
+            admin.execute("CREATE DATABASE twitpic")
+        self.redis.start()
+        release = net["web"].process("release", ["sh", "-c", f"exec {self.stage.procfile()['release']}"],
+                                     cwd=self.stage.path, env=self.environment(), ready=lambda: True)
+        release.start()
+        if release.popen.wait(timeout=60) != 0:
+            raise RuntimeError(f"{self.stage.name}'s release failed:\n{release.log_tail()}")
+        self.run(net["web"], "web")
+        if "relay" in self.stage.processes():
+            self.run(net["web"], "relay")
+        for name in WORKER_HOSTS:
+            self.run(net[name], "worker")
+        self.run(net["w1"], "scheduler")
+        wait_until(lambda: self.job_workers() == len(WORKER_HOSTS), timeout=60, what="every job worker is up")
+        self._supervisor = threading.Thread(target=self.supervise, daemon=True)
+        self._supervisor.start()
+        return self
+
+    def primary(self) -> redis.Redis:
+        """A client of whichever server the Sentinels call the primary now."""
+        address = self.redis.master_address()
+        if address is None:
+            raise redis.ConnectionError("no Sentinel answers")
+        return redis.Redis(*address, socket_timeout=2, socket_connect_timeout=2)
+
+    def job_workers(self) -> int:
+        try:
+            with self.primary() as connection:
+                return len(Worker.all(connection=connection))
+        except redis.RedisError:
+            return 0
+
+    def stop(self) -> None:
+        self._supervising.set()
+        if hasattr(self, "_supervisor"):
+            self._supervisor.join()
+        for _, _, process in reversed(list(self.processes.values())):
+            process.stop()
+        self.postgres.stop()
+        if self.twitter is not None:
+            self.twitter.stop()
+
+
+__all__ = ["HostedSite", "HOSTS", "REDIS_PORT"]
