@@ -40,20 +40,18 @@ def test_hosts_reach_each_other_until_cut_off_paused_or_healed():
     assert seen["resumed"] == {"b_to_a": "hello"}
 
 
-def namespaces() -> set[str]:
-    """Every network namespace a process on this machine is in."""
+def namespaces(pids=None) -> set[str]:
+    """The network namespaces the processes `pids` are in (every process's, by default)."""
     found = set()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                found.add(os.readlink(f"/proc/{pid}/ns/net"))
-            except OSError:
-                pass
+    for pid in pids if pids is not None else [int(pid) for pid in os.listdir("/proc") if pid.isdigit()]:
+        try:
+            found.add(os.readlink(f"/proc/{pid}/ns/net"))
+        except OSError:
+            pass
     return found
 
 
 def test_a_world_killed_with_sigkill_leaves_no_process_namespace_or_mount(tmp_path):
-    before = namespaces()
     mounts = Path("/proc/self/mountinfo").read_text()
     log = tmp_path / "probe.log"
     with open(log, "w") as out:
@@ -63,7 +61,8 @@ def test_a_world_killed_with_sigkill_leaves_no_process_namespace_or_mount(tmp_pa
         wait_until(lambda: "holding" in log.read_text(), timeout=90, what="the world holds its hosts")
         inside = [psutil.Process(world.pid), *psutil.Process(world.pid).children(recursive=True)]
         assert len(inside) > 6  # unshare, init, the probe, three holders, three echo servers
-        assert len(namespaces() - before) == 4  # the world's own, and one per host
+        made = namespaces([process.pid for process in inside]) - namespaces([os.getpid()])
+        assert len(made) == 4  # the world's own, and one per host
         world.send_signal(signal.SIGKILL)
         world.wait(timeout=10)
         gone, alive = psutil.wait_procs(inside, timeout=10)
@@ -71,7 +70,7 @@ def test_a_world_killed_with_sigkill_leaves_no_process_namespace_or_mount(tmp_pa
         if world.poll() is None:
             world.kill()
     assert [process.pid for process in alive] == []
-    assert namespaces() - before == set()
+    assert namespaces() & made == set()  # no process is left in any of them: they are gone
     assert Path("/proc/self/mountinfo").read_text() == mounts
 
 
