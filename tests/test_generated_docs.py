@@ -16,6 +16,14 @@ from lab.sitegen import cli_reference
 STALE = "is stale: run `workbook generate-docs` and commit the result"
 
 
+def test_the_lab_of_hosts_console_shows_the_committed_run():
+    from lab.hosts import report as hosts_report
+
+    committed = json.loads(hosts_report.RESULTS.read_text())
+    assert hosts_report.PAGE.read_text() == hosts_report.console_text(committed), f"hosts-failover.txt {STALE}"
+    assert [result["stage"] for result in committed] == ["04-rq", "05-outbox"]
+
+
 def test_the_committed_cli_reference_is_fresh():
     assert cli_reference.PAGE.is_file(), f"missing: {cli_reference.PAGE.name} {STALE}"
     assert cli_reference.PAGE.read_text() == cli_reference.reference_markdown(), f"docs/generated/cli.md {STALE}"

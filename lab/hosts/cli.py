@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_inside(args) -> int:
     from lab.hosts.network import Network
-    from lab.hosts.scenarios import SCENARIOS, run, verdict_line
+    from lab.hosts.scenarios import SCENARIOS, run, verdict_lines
     from lab.hosts.site import HOSTS, HostedSite
     from lab.runtime.stages import Stage
 
@@ -66,7 +66,7 @@ def run_inside(args) -> int:
                 result = run(site, scenario, args.quick)
             finally:
                 site.stop()
-        print(verdict_line(result), flush=True)
+        print("\n".join(verdict_lines(result)), flush=True)
         results.append(result)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))

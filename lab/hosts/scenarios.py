@@ -5,8 +5,8 @@ what the fake Twitter posted, and what Redis and the database still hold:
 
 - lost: a comment the site accepted (303) whose tweet never came;
 - duplicated: a comment tweeted more than once, or whose repeat Twitter refused;
-- stranded: a tweet's job left in RQ's started or failed registry, or still queued, or (stage 05)
-  an outbox row not posted, once the lab stopped waiting;
+- stranded: a tweet's job still queued, or left in RQ's intermediate queue, started or failed
+  registry, or (stage 05) an outbox row not posted, once the lab stopped waiting;
 - recovery: from the fault to the first tweet posted after it;
 - refused: comments the site did not accept (an error, or no answer in time).
 """
@@ -25,7 +25,9 @@ import psycopg
 import redis
 import requests
 from rq import Queue
+from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from lab.hosts.site import HostedSite
 from lab.runtime.process import wait_until
@@ -113,21 +115,34 @@ def posted(site: HostedSite) -> tuple[Counter, list[float]]:
     return counts, times
 
 
-def stranded(site: HostedSite) -> dict[str, list[int]]:
-    """Comments whose tweets wait somewhere they will not leave by themselves, by where."""
-    where: dict[str, list[int]] = {}
+def comment_number(text: str) -> int | str:
+    found = COMMENT.match(text or "")
+    return int(found.group(1)) if found else text
+
+
+def stranded(site: HostedSite) -> dict[str, list[int | str]]:
+    """The comments whose tweets wait where they will not leave by themselves, by where they wait:
+    RQ's queue, its intermediate queue, its started or failed registry, stage 05's outbox."""
+    where: dict[str, list[int | str]] = {}
     try:
         with site.primary() as connection:
-            queue = Queue("tweets", connection=connection)
+            queue = Queue("tweets", connection=connection, serializer=JSONSerializer)
             for name, job_ids in (("queued", queue.get_job_ids()),
+                                  # taken off the queue by a job worker that died before it started it
+                                  ("intermediate", queue.intermediate_queue.get_job_ids()),
                                   ("started", StartedJobRegistry(queue=queue).get_job_ids()),
                                   ("failed", FailedJobRegistry(queue=queue).get_job_ids())):
-                where[name] = job_ids
+                jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
+                # A job's arguments are the tweet's id, its user and its text.
+                found = [comment_number(job.args[2]) if job else job_id
+                         for job, job_id in zip(jobs, job_ids, strict=True)]
+                where[name] = sorted(found, key=str)
     except redis.RedisError as error:
         where["redis unreachable"] = [str(error)]
     if "relay" in site.stage.processes():
         with psycopg.connect(site.database_url) as db:
-            where["outbox"] = [row[0] for row in db.execute("SELECT tweet_id FROM outbox")]
+            where["outbox"] = sorted((comment_number(row[0]) for row in db.execute("SELECT text FROM outbox")),
+                                     key=str)
     return {name: found for name, found in where.items() if found}
 
 
@@ -171,17 +186,25 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     }
 
 
-def verdict_line(result: dict) -> str:
-    def ids(numbers: list[int]) -> str:
-        return f" ({', '.join(f'comment {n}' for n in numbers[:8])}{', ...' if len(numbers) > 8 else ''})" \
-            if numbers else ""
-
+def verdict_lines(result: dict) -> list[str]:
+    """The verdict: two lines of counts, then the ids of the comments lost or duplicated."""
     stranded_text = ", ".join(f"{len(found)} {where}" for where, found in result["stranded"].items()) or "0"
     recovery = "never" if result["recovery"] is None else f"{result['recovery']:g} s"
-    exits = sum(result["exits"].values())
-    return (
-        f"{result['scenario']} on {result['stage']}: lost {len(result['lost'])}{ids(result['lost'])}, "
-        f"duplicated {len(result['duplicated'])}{ids(result['duplicated'])}, "
-        f"repeats refused {result['repeats_refused']}, stranded {stranded_text}, recovery {recovery}, "
-        f"refused {sum(result['refused'].values())} of {result['comments']}, job worker exits {exits}"
-    )
+    by_line = Counter()
+    for key, count in result["exits"].items():
+        by_line[key.split(":")[1]] += count  # host:line
+    exits = ", ".join(f"{line} {count}" for line, count in sorted(by_line.items())) or "none"
+    lines = [
+        f"{result['scenario']} on {result['stage']}: lost {len(result['lost'])}, "
+        f"duplicated {len(result['duplicated'])}, stranded {stranded_text}",
+        f"  recovery {recovery}, refused {sum(result['refused'].values())} of {result['comments']}, "
+        f"repeats refused {result['repeats_refused']}, exited and restarted: {exits}",
+    ]
+    for where, found in result["stranded"].items():
+        lines.append(f"  stranded in {where}: {', '.join(f'comment {n}' for n in found[:8])}"
+                     f"{', ...' if len(found) > 8 else ''}")
+    for name in ("lost", "duplicated"):
+        if result[name]:
+            shown = ", ".join(f"comment {number}" for number in result[name][:8])
+            lines.append(f"  {name}: {shown}{', ...' if len(result[name]) > 8 else ''}")
+    return lines

@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from lab.drill import headline as drill_headline
     from lab.exercises import pages as exercise_pages
+    from lab.hosts import report as hosts_report
     from lab.sitegen import cli_reference, diffs, matrix
 
-    written = [cli_reference.write_reference(), drill_headline.write_from_committed_results()]
+    written = [cli_reference.write_reference(), drill_headline.write_from_committed_results(),
+               hosts_report.write_from_committed_results()]
     for page in written:
         print(f"wrote {page.relative_to(REPO_ROOT)}")
     for name in exercise_pages.write_pages():  # only the lists that changed
