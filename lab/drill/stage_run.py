@@ -35,7 +35,11 @@ AVAILABLE_WITHIN = 1.0  # a page view counts as available if it answered OK with
 SAMPLE_EVERY = 0.25  # seconds between backlog samples
 # Seconds to wait at most for the backlog to drain after the load stops. Not scaled with the story:
 # how fast workers drain is set by the machine (a fork per RQ job, a loaded CPU), not by the story.
-DRAIN_BOUND = 120.0
+# It also covers RQ's own recovery of a job whose job worker died with Redis (the queue-restart
+# scenario): the job's heartbeat runs out (90 s), a maintenance pass (every 60 s) finds it in the
+# intermediate queue, and the next one, a minute later, fails it into its retry. The drill stops
+# waiting as soon as the backlog is empty, so the bound costs time only when something is stuck.
+DRAIN_BOUND = 300.0
 QUIET_FOR = 3.0  # seconds with an empty backlog and no new tweet that count as drained
 REQUEST_MARGIN = 1.0  # seconds: a request begun this long before the queue died may still enqueue after
 REDIS_FORGETS_REASON = (

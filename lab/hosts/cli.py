@@ -3,8 +3,8 @@
     workbook hosts --scenario failover --quick
 
 The command checks that this machine can make the lab's world, then runs itself again inside it
-(`--inside`), where it builds the hosts, runs each stage in turn, and prints one verdict line per
-stage. Everything it started stops with it, Ctrl-C and SIGKILL included.
+(`--inside`), where it builds the hosts, runs each stage in turn, and prints a verdict per stage.
+Every process it started stops with it, Ctrl-C and SIGKILL included.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.inside and not world.inside():
+        print("workbook hosts: --inside is for the command's own run inside its world", file=sys.stderr)
+        return 2
     if not args.inside:
         reason = world.why_not()
         if reason:
@@ -69,7 +72,7 @@ def run_inside(args) -> int:
         print("\n".join(verdict_lines(result)), flush=True)
         results.append(result)
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

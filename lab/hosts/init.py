@@ -15,10 +15,11 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    lab = subprocess.Popen(argv)
+    # In a session of its own, the lab gets the terminal's Ctrl-C once: from here.
+    lab = subprocess.Popen(argv, start_new_session=True)
 
     def pass_on(signum, frame):
-        lab.send_signal(signum)
+        os.kill(lab.pid, signum)  # not Popen.send_signal, which could reap the lab before os.wait does
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, pass_on)
@@ -27,8 +28,6 @@ def main(argv: list[str]) -> int:
             pid, status = os.wait()
         except ChildProcessError:
             return 1
-        except InterruptedError:
-            continue
         if pid == lab.pid:
             return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 

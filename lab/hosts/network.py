@@ -9,7 +9,9 @@ Faults are made with the kernel's own tools:
 
 - a partition is a `blackhole` route on each side for each address on the other: a new connection
   fails at once, and the packets of one that was open are dropped, so its reads time out;
-- a paused host is SIGSTOP to every process on it, a crashed host SIGKILL to every one.
+- a paused host is SIGSTOP to every process on it; a crashed one, SIGKILL to every one. The
+  host's address stays on the network, so a client gets "connection refused" at once, where a
+  machine that lost its power would leave it waiting for its timeouts.
 
 The addresses (10.77.0.0/24) exist only inside the world: nothing sent to them leaves it.
 """
@@ -164,6 +166,9 @@ class Network:
                 managed.stop()
                 managed.remove_log()
         for host in self.hosts.values():
+            # Deleting one end deletes both at once; a namespace's own teardown comes later, and
+            # the next network's veth of the same name must not meet this one.
+            subprocess.run(["ip", "link", "del", f"v-{host.name}"], capture_output=True, timeout=10)
             if host.holder is not None and host.holder.poll() is None:
                 host.holder.kill()
                 host.holder.wait()

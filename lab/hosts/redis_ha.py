@@ -2,9 +2,10 @@
 promote the replica when the primary is gone.
 
 The servers keep an append-only file (fsync every second) and refuse writes when full
-(`noeviction`), the settings chapter 04 asks for. Sentinel's timers are the short ones of
-Redis's own examples: a primary that has not answered for a second is down for that Sentinel,
-and two Sentinels (the quorum) agreeing start a failover.
+(`noeviction`), the settings chapter 04 asks for. Sentinel's timers are shorter than Redis's
+examples (30 s, and 5 s in its tutorial), so that a failover fits in a short run: a primary that
+has not answered for a second is down for that Sentinel, and two Sentinels (the quorum) agreeing
+start a failover.
 """
 
 from __future__ import annotations

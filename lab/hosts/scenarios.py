@@ -4,10 +4,10 @@ Every comment is numbered (`comment 17`). At the end the lab reconciles what the
 what the fake Twitter posted, and what Redis and the database still hold:
 
 - lost: a comment the site accepted (303) whose tweet never came;
-- duplicated: a comment tweeted more than once, or whose repeat Twitter refused;
-- stranded: a tweet's job still queued, or left in RQ's intermediate queue, started or failed
-  registry, or (stage 05) an outbox row not posted, once the lab stopped waiting;
-- recovery: from the fault to the first tweet posted after it;
+- duplicated: a comment tweeted more than once (a repeat Twitter refused is counted apart);
+- stranded: a tweet's job still queued, or left in RQ's intermediate queue, started, scheduled
+  or failed registry, or (stage 05) an outbox row not posted, once the lab stopped waiting;
+- recovery: from the fault to the first tweet of a comment made after it;
 - refused: comments the site did not accept (an error, or no answer in time).
 """
 
@@ -26,7 +26,7 @@ import redis
 import requests
 from rq import Queue
 from rq.job import Job
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from lab.hosts.site import HostedSite
@@ -59,8 +59,10 @@ def crash_the_primary(site: HostedSite) -> None:
 
 SCENARIOS = {
     scenario.name: scenario for scenario in [
-        Scenario("failover", "the Redis primary's host crashes; Sentinel promotes the replica",
-                 crash_the_primary, full=Phases(10, 20, 60), quick=Phases(4, 10, 30)),
+        Scenario("failover", "every process on the Redis primary's host is killed; Sentinel promotes the replica",
+                 # A full run waits long enough for RQ to call a job whose worker died abandoned
+                 # (its heartbeat, 90 s, then a maintenance pass) and run it again; a quick one not.
+                 crash_the_primary, full=Phases(10, 20, 240), quick=Phases(4, 10, 30)),
     ]
 }
 
@@ -73,6 +75,7 @@ class Comments:
     photo: int
     interval: float = 0.1
     answers: dict[int, str] = field(default_factory=dict)  # number -> "accepted" or what went wrong
+    sent_at: dict[int, float] = field(default_factory=dict)  # number -> when it was sent (Unix time)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -92,6 +95,7 @@ class Comments:
             sender.join(CLIENT_TIMEOUT + 5)
 
     def _send(self, number: int) -> None:
+        self.sent_at[number] = time.time()
         try:
             response = self.site.comment(self.photo, f"comment {number}", timeout=CLIENT_TIMEOUT)
             accepted = response.status_code == 303
@@ -104,15 +108,17 @@ class Comments:
         self._thread.join()
 
 
-def posted(site: HostedSite) -> tuple[Counter, list[float]]:
-    """How many times each comment was tweeted, and when each tweet arrived (Unix time)."""
-    counts, times = Counter(), []
+def posted(site: HostedSite) -> tuple[Counter, dict[int, float]]:
+    """How many times each comment was tweeted, and when its first tweet arrived (Unix time)."""
+    counts, first = Counter(), {}
     for tweet in site.twitter.ledger():
         found = COMMENT.match(tweet["text"])
         if found:
-            counts[int(found.group(1))] += 1
-            times.append(datetime.fromisoformat(tweet["received_at"]).timestamp())
-    return counts, times
+            number = int(found.group(1))
+            counts[number] += 1
+            arrived = datetime.fromisoformat(tweet["received_at"]).timestamp()
+            first[number] = min(first.get(number, arrived), arrived)
+    return counts, first
 
 
 def comment_number(text: str) -> int | str:
@@ -122,7 +128,7 @@ def comment_number(text: str) -> int | str:
 
 def stranded(site: HostedSite) -> dict[str, list[int | str]]:
     """The comments whose tweets wait where they will not leave by themselves, by where they wait:
-    RQ's queue, its intermediate queue, its started or failed registry, stage 05's outbox."""
+    RQ's queue, its intermediate queue, its started, scheduled or failed registry, stage 05's outbox."""
     where: dict[str, list[int | str]] = {}
     try:
         with site.primary() as connection:
@@ -131,6 +137,8 @@ def stranded(site: HostedSite) -> dict[str, list[int | str]]:
                                   # taken off the queue by a job worker that died before it started it
                                   ("intermediate", queue.intermediate_queue.get_job_ids()),
                                   ("started", StartedJobRegistry(queue=queue).get_job_ids()),
+                                  # a crashed run, waiting for its next try (the job's Retry)
+                                  ("scheduled", ScheduledJobRegistry(queue=queue).get_job_ids()),
                                   ("failed", FailedJobRegistry(queue=queue).get_job_ids())):
                 jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
                 # A job's arguments are the tweet's id, its user and its text.
@@ -168,8 +176,8 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
         wait_until(settled, timeout=phases.drain, interval=0.5, what="every accepted comment tweeted")
     except TimeoutError:
         pass
-    counts, times = posted(site)
-    after = [moment for moment in times if moment > fault_at]
+    counts, first = posted(site)
+    after = [arrived for number, arrived in first.items() if load.sent_at.get(number, 0) > fault_at]
     refused = Counter(answer for answer in load.answers.values() if answer != "accepted")
     return {
         "stage": site.stage.name,

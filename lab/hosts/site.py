@@ -13,6 +13,7 @@ Each process is the stage's own Procfile line, run on its host with the stage's 
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections import Counter
@@ -29,6 +30,8 @@ from lab.runtime.process import ManagedProcess, wait_until
 from lab.runtime.stages import Stage
 from lab.runtime.up import RESTARTED
 from lab.twitter.client import FakeTwitter
+
+log = logging.getLogger(__name__)
 
 HOSTS = {"web": 2, "w1": 3, "w2": 4, "r1": 11, "r2": 12, "db": 20, "tw": 30}
 WORKER_HOSTS = ("w1", "w2")
@@ -91,7 +94,10 @@ class HostedSite:
                     self.exits[key] += 1
                     process.stop()
                     if self.restart:
-                        self.run(host, line)
+                        try:
+                            self.run(host, line)
+                        except Exception as error:  # noqa: BLE001  (it exited at start: try again next pass)
+                            log.warning("%s did not start again: %s", key, error)
 
     def start(self) -> HostedSite:
         net = self.net

@@ -4,13 +4,17 @@
         python -m lab.hosts.init python -m lab.hosts.cli ...
 
 Inside it the lab is root of nothing but itself: it may make bridges, namespaces and routes
-without root on the machine, where the kernel allows unprivileged user namespaces. Nothing it
-makes outlives it. When its first process ends, however it ends (SIGKILL included), the kernel
-kills every process left in the PID namespace, and the network namespaces and mounts go with them.
+without root on the machine, where the kernel allows unprivileged user namespaces. No process,
+namespace or mount it makes outlives it. When its first process ends, however it ends (SIGKILL
+included), the kernel kills every process left in the PID namespace, and the network namespaces
+and mounts go with them. If the command that made the world is killed, the world is killed with
+it (a parent-death signal). Files are another matter: the logs and data folders the lab writes
+under /tmp are removed when it stops in order, and left behind when it is killed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -45,7 +49,7 @@ def why_not() -> str | None:
     missing = [tool for tool in ("unshare", "nsenter", "ip") if shutil.which(tool) is None]
     if missing:
         return f"the lab of hosts needs {', '.join(missing)}: sudo apt-get install iproute2 util-linux"
-    tried = subprocess.run([*UNSHARE[:4], "true"], capture_output=True, text=True, timeout=30)
+    tried = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=30)
     if tried.returncode == 0:
         return None
     said = tried.stderr.strip()
@@ -63,13 +67,20 @@ def world_argv(argv: Sequence[str]) -> list[str]:
 
 
 def _ask_to_stop(unshare_pid: int) -> None:
-    """SIGTERM to the world's first process, which passes it on: `unshare` itself would die at
-    once, and take the world with it, without letting the lab stop in order."""
+    """SIGTERM to the world's first process, which passes it on to the lab, so that it stops in
+    order."""
     try:
         for child in psutil.Process(unshare_pid).children():
             child.send_signal(signal.SIGTERM)
     except psutil.NoSuchProcess:
         pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def run_in_world(argv: Sequence[str], **popen_options) -> int:
@@ -79,7 +90,8 @@ def run_in_world(argv: Sequence[str], **popen_options) -> int:
     if reason:
         raise WorldUnavailable(reason)
     env = {**os.environ, INSIDE: "1", **popen_options.pop("env", {})}
-    world = subprocess.Popen(world_argv(argv), env=env, **popen_options)
+    # If this process dies, even by SIGKILL, the kernel kills `unshare`, and with it the world.
+    world = subprocess.Popen(world_argv(argv), env=env, preexec_fn=_die_with_parent, **popen_options)
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the world too
     signal.signal(signal.SIGTERM, lambda signum, frame: _ask_to_stop(world.pid))

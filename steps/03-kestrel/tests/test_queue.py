@@ -64,7 +64,6 @@ def test_the_site_answers_when_the_queue_server_is_down(site, twitter, photo):
     assert "tweet lost, the queue is unreachable" in site.processes["web"].log_text()
 
 
-
 def connections(site) -> tuple[int, int]:
     """The queue server's open connections and all it ever accepted, less this look's own."""
     stats = read_stats("127.0.0.1", site.kestrel_port)
@@ -97,7 +96,6 @@ def test_a_comment_made_after_the_queue_server_restarts_keeps_its_tweet(site, tw
         assert site.comment(photo, body).status_code == 303
     found = twitter.tweets_starting_with(bodies, seconds=drain_seconds, idle=site.idle)
     assert {body: len(tweets) for body, tweets in found.items()} == {body: 1 for body in bodies}
-
 
 
 def test_a_job_worker_told_to_stop_posts_and_confirms_the_tweet_in_hand(tmp_path, twitter, private_queue):

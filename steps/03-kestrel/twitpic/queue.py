@@ -80,7 +80,8 @@ def init_app(app: Flask) -> None:
     because a threaded server (`flask run`) serves requests side by side. A kept connection dies
     when the queue server restarts: the next `set` then tries once more, on a new one. Should the
     first try's item have arrived after all, the queue holds the message twice, as after a
-    redelivery, and the job workers' record of posted ids (`already_posted`) stops a second tweet."""
+    redelivery: the record of posted ids stops a second post if one job worker takes both in turn,
+    and Twitter's refusal of a repeat (`DuplicateTweet`) if two take them at once."""
     pool = PooledClient(app.config["KESTREL_ADDRESS"], connect_timeout=2, timeout=5, default_noreply=False)
     app.extensions["queue"] = RetryingClient(
         pool, attempts=2, retry_for=[MemcacheUnexpectedCloseError, ConnectionError]

@@ -185,6 +185,7 @@ def _work(settings: WorkerSettings) -> None:
         worker.close()
 # --8<-- [end:stop]
 
+
 def main(argv: list[str] | None = None) -> int:
     env = settings_from_environment()
     parser = argparse.ArgumentParser(prog="python -m twitpic.worker", description=__doc__.split("\n")[0])

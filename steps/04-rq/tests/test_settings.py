@@ -137,8 +137,6 @@ def test_the_budget_counts_every_wait_of_the_job(environment, twitter, tmp_path,
     print(f"{twitter_mode}: at most {worst['database']} database waits, {worst['redis']} Redis commands")
 
 
-
-
 def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environment, monkeypatch):
     """With TWITPIC_REDIS_SENTINELS, every client asks them for the primary (redis-py's Sentinel),
     and the job workers do too, through RQ's own Sentinel settings; REDIS_URL is then unused."""
@@ -161,6 +159,11 @@ def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environm
     config = rq_config()
     assert config.SENTINEL["INSTANCES"] == settings["REDIS_SENTINELS"]
     assert not hasattr(config, "REDIS_URL")  # RQ would use it first, and never ask the Sentinels
+    # What `rq worker -c twitpic.rq_config` makes of it: a client of the Sentinels' primary.
+    from rq.cli.helpers import get_redis_from_config, read_config_file
+
+    worker_connection = get_redis_from_config(read_config_file("twitpic.rq_config"))
+    assert isinstance(worker_connection.connection_pool, SentinelConnectionPool)
 
     monkeypatch.delenv("TWITPIC_REDIS_SENTINELS")
     config = rq_config()

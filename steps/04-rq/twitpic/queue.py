@@ -38,8 +38,7 @@ def connect(settings: dict) -> redis.Redis:
         "retry": CommandRetry(NoBackoff(), 0),
     }
     if settings["REDIS_SENTINELS"]:
-        asking = {"socket_timeout": settings["REDIS_TIMEOUT"]}
-        sentinels = Sentinel(settings["REDIS_SENTINELS"], sentinel_kwargs=asking)
+        sentinels = Sentinel(settings["REDIS_SENTINELS"], sentinel_kwargs=options)  # asking them, too
         return sentinels.master_for(settings["REDIS_SENTINEL_MASTER"], **options)
     return redis.Redis.from_url(settings["REDIS_URL"], **options)
 

@@ -64,7 +64,7 @@ def main() -> int:
     except Exception as error:
         log.warning("cannot read Redis's settings yet: %s", error)
     sentinels = ", ".join(f"{host}:{port}" for host, port in settings["REDIS_SENTINELS"])
-    log.info("relaying the outbox to %s", f"the primary Sentinels {sentinels} name" if sentinels
+    log.info("relaying the outbox to %s", f"the primary named by the Sentinels {sentinels}" if sentinels
              else settings["REDIS_URL"])
     relay(settings, stop)
     return 0
