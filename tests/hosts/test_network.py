@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -40,13 +41,15 @@ def test_hosts_reach_each_other_until_cut_off_paused_or_healed():
     assert seen["resumed"] == {"b_to_a": "hello"}
 
 
-def namespaces(pids=None) -> set[str]:
-    """The network namespaces the processes `pids` are in (every process's, by default)."""
+def namespaces(pids=None, started_before: float | None = None) -> set[str]:
+    """The network namespaces the processes `pids` are in (every process's, by default), counting
+    only processes started before `started_before`: a namespace made later may reuse a number."""
     found = set()
-    for pid in pids if pids is not None else [int(pid) for pid in os.listdir("/proc") if pid.isdigit()]:
+    for pid in pids if pids is not None else psutil.pids():
         try:
-            found.add(os.readlink(f"/proc/{pid}/ns/net"))
-        except OSError:
+            if started_before is None or psutil.Process(pid).create_time() < started_before:
+                found.add(os.readlink(f"/proc/{pid}/ns/net"))
+        except (OSError, psutil.Error):
             pass
     return found
 
@@ -63,6 +66,7 @@ def test_a_world_killed_with_sigkill_leaves_no_process_namespace_or_mount(tmp_pa
         assert len(inside) > 6  # unshare, init, the probe, three holders, three echo servers
         made = namespaces([process.pid for process in inside]) - namespaces([os.getpid()])
         assert len(made) == 4  # the world's own, and one per host
+        killed_at = time.time()
         world.send_signal(signal.SIGKILL)
         world.wait(timeout=10)
         gone, alive = psutil.wait_procs(inside, timeout=10)
@@ -70,7 +74,8 @@ def test_a_world_killed_with_sigkill_leaves_no_process_namespace_or_mount(tmp_pa
         if world.poll() is None:
             world.kill()
     assert [process.pid for process in alive] == []
-    assert namespaces() & made == set()  # no process is left in any of them: they are gone
+    # No process that was there at the kill is in any of them: they are gone.
+    assert namespaces(started_before=killed_at) & made == set()
     assert Path("/proc/self/mountinfo").read_text() == mounts
 
 
