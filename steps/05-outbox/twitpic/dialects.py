@@ -25,7 +25,9 @@ class Dialect:
 
     def sql(self, statement: str) -> str:
         """`statement` with the driver's placeholders. A `?` inside a quoted string is text, and a
-        `%` is doubled, since drivers whose placeholder is `%s` read `%%` as a `%`."""
+        `%` is doubled, since drivers whose placeholder is `%s` read `%%` as a `%` (when given
+        parameters, as `Database.execute` always does). Write a quote inside a string as `''`:
+        MariaDB's backslash escapes are not understood, nor a `?` in a comment or in "quotes"."""
         if self.placeholder == "?":
             return statement
         # Splitting on a group keeps the quoted strings, at the odd places.
