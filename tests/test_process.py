@@ -145,6 +145,23 @@ def test_another_server_answering_on_the_port_does_not_make_the_process_ready():
     process.remove_log()
 
 
+def test_a_stranger_on_the_port_does_not_pass_while_our_process_sockets_cannot_be_read(monkeypatch):
+    """Linux denies reading the sockets of a process that is exiting, as ours does when it finds
+    the port taken: that must not count as "ready" because the stranger answers."""
+    def denied(self, kind="inet"):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "net_connections", denied)
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        process = ManagedProcess("late", listener_script(port), port=port)
+        with pytest.raises(ProcessError, match="Address already in use"):
+            process.start(timeout=10)
+    process.remove_log()
+
+
 def test_a_custom_readiness_check():
     marker = []
     process = ManagedProcess(

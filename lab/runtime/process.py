@@ -176,9 +176,10 @@ class ManagedProcess:
                 if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
                        for c in process.net_connections(kind="tcp")):
                     return True
-        except psutil.AccessDenied:
-            return True  # cannot tell here: the answer on the port will do
-        except psutil.NoSuchProcess:
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            # Linux denies reading the sockets of a process that is exiting: not ready, and the
+            # next look finds it gone, or listening. Taking the port's answer instead would let
+            # another server that holds the port pass for this one.
             pass
         return False
 
