@@ -24,7 +24,7 @@ import redis
 from rq import Worker
 
 from lab.hosts.network import Host, Network
-from lab.hosts.redis_ha import MASTER_NAME, REDIS_PORT, SENTINEL_PORT, RedisHA
+from lab.hosts.redis_ha import MASTER_NAME, SENTINEL_PORT, RedisHA
 from lab.runtime.postgres_server import PostgresServer
 from lab.runtime.process import ManagedProcess, wait_until
 from lab.runtime.stages import Stage
@@ -152,5 +152,3 @@ class HostedSite:
         if self.twitter is not None:
             self.twitter.stop()
 
-
-__all__ = ["HostedSite", "HOSTS", "REDIS_PORT"]
