@@ -160,3 +160,11 @@ def test_a_process_manager_starts_an_exited_job_worker_again(tmp_path):
         assert not processes["redis"].alive  # a server is not a job worker: its death stops the stage
     finally:
         stop_all(list(processes.values()))
+
+
+def test_every_stage_page_names_its_icon_so_browsers_do_not_ask_for_a_missing_one():
+    """Without a <link rel="icon">, a browser asks each site for /favicon.ico, and every stage
+    answered 404: noise in the access log on every page."""
+    missing = [stage.name for stage in all_stages()
+               if '<link rel="icon"' not in (stage.path / "twitpic" / "templates" / "base.html").read_text()]
+    assert missing == []

@@ -63,3 +63,22 @@ def test_kestrel_and_bench_hand_their_options_to_their_own_parsers():
         )
         assert result.returncode == 0, result.stderr
         assert "--quick" in result.stdout or "--fsync" in result.stdout
+
+
+def test_up_says_at_once_which_port_is_taken_and_starts_nothing(tmp_path):
+    import socket
+
+    api, control = free_port(), free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        web = holder.getsockname()[1]
+        up = subprocess.run(
+            [sys.executable, "-m", "lab", "up", "01-naive", "--web-port", str(web), "--twitter-port", str(api),
+             "--twitter-control-port", str(control), "--data-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60)
+    assert up.returncode == 1
+    assert up.stdout.startswith(f"workbook up: port {web} (the site) is taken by python")
+    assert "stop it, or choose another with --web-port" in up.stdout
+    assert "starting" not in up.stdout and not (tmp_path / "logs").exists()  # nothing started, no old log
+    assert not port_answers("127.0.0.1", control)

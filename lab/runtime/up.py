@@ -52,6 +52,30 @@ def stage_environment(
     }
 
 
+# Every port a Procfile line binds: (its variable, the `workbook up` option that changes it, what it serves).
+BOUND_PORTS = {
+    "web": [("WEB_PORT", "--web-port", "the site")],
+    "twitter": [("TWITTER_PORT", "--twitter-port", "the fake Twitter's API"),
+                ("TWITTER_CONTROL_PORT", "--twitter-control-port", "the fake Twitter's page")],
+    "kestrel": [("KESTREL_PORT", "--kestrel-port", "the queue server")],
+    "redis": [("REDIS_PORT", "--redis-port", "Redis")],
+}
+
+
+def taken_ports(stage: Stage, env: dict[str, str], skip: frozenset[str] = frozenset()) -> list[str]:
+    """What is wrong with the ports the stage would bind: one sentence per port already taken."""
+    from lab.doctor import port_free, who_listens
+
+    problems = []
+    for name in stage.processes():
+        for variable, option, serves in BOUND_PORTS.get(name, []) if name not in skip else []:
+            port = int(env[variable])
+            if not port_free(port):
+                problems.append(f"port {port} ({serves}) is taken by {who_listens(port)}: stop it, or choose "
+                                f"another with {option}")
+    return problems
+
+
 def own_redis_url() -> str | None:
     """A Redis the user runs themselves (REDIS_URL): `workbook up` uses it instead of starting one."""
     return os.environ.get("REDIS_URL") or None
@@ -146,6 +170,10 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
     if own_redis_url():
         env["REDIS_URL"] = own_redis_url()
         skip = frozenset({"redis"})
+    problems = taken_ports(stage, env, skip)
+    if problems:
+        print("\n".join(f"workbook up: {problem}" for problem in problems), flush=True)
+        return 1
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"starting {stage.name}: {', '.join(stage.procfile())} (logs in {log_dir})", flush=True)

@@ -29,7 +29,7 @@
   // [figure, label, format]
   var FIGURES = [
     ["availability_during_outage", "page views answered within 1 s during the outage", percent],
-    ["comment_p50_seconds", "comment latency, median", seconds],
+    ["comment_p50_seconds", "comment latency, median", latency],
     ["tweets_lost", "tweets lost", String],
     ["peak_listen", "listen queue, at its longest", String],
     ["peak_backlog", "backlog, at its peak", String],
@@ -40,6 +40,11 @@
 
   function percent(v) { return v === null || v === undefined ? "-" : Math.round(v * 100) + " %"; }
   function seconds(v) { return v === null || v === undefined ? "-" : v.toFixed(1) + " s"; }
+  // A queued stage answers in milliseconds: "0.0 s" would say nothing.
+  function latency(v) {
+    if (v === null || v === undefined) return "-";
+    return v < 1 ? Math.max(1, Math.round(v * 1000)) + " ms" : v.toFixed(1) + " s";
+  }
   function format(figure, value) {
     for (var i = 0; i < FIGURES.length; i++) if (FIGURES[i][0] === figure) return FIGURES[i][2](value);
     return String(value);
