@@ -323,3 +323,35 @@ def test_each_chapter_ends_with_its_exercises(chapter):
 def test_the_starter_fails_its_check_and_the_stage_passes_it(exercise):
     """What `workbook exercise verify` checks, one exercise per test, so they run side by side."""
     assert verify_exercise(exercise) == []
+
+
+def test_hint_gives_one_more_hint_each_time_and_then_points_at_the_solution(tmp_path, capsys):
+    from lab.exercises.cli import main
+
+    exercise = next(e for e in all_exercises() if len(e.hints) >= 2)
+    seen = []
+    for _ in range(len(exercise.hints) + 1):
+        assert main(["--workspace", str(tmp_path), "hint", exercise.id]) == 0
+        seen.append(capsys.readouterr().out)
+    assert seen[0].startswith(f"Hint 1 of {len(exercise.hints)}: {exercise.hints[0]}")
+    assert "Hint 2" not in seen[0] and f"The next one: workbook exercise hint {exercise.id}" in seen[0]
+    assert f"Hint 2 of {len(exercise.hints)}: {exercise.hints[1]}" in seen[1]
+    assert seen[-1] == seen[-2]  # past the last hint: the same, all of them
+    assert f"The answer itself: workbook exercise solution {exercise.id}" in seen[-1]
+    main(["--workspace", str(tmp_path / "other"), "hint", exercise.id, "--all"])
+    every = capsys.readouterr().out
+    assert all(hint in every for hint in exercise.hints)
+
+
+def test_the_solution_is_the_stage_s_code_where_the_starter_took_it_out(capsys):
+    from lab.exercises.cli import main
+
+    exercise = find("02-atomic-claim")
+    assert main(["solution", exercise.id]) == 0
+    shown = capsys.readouterr().out
+    assert "--- starter/twitpic/claims.py\n+++ 02-db-queue/twitpic/claims.py" in shown
+    added = [line[1:] for line in shown.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    removed = [line[1:] for line in shown.splitlines() if line.startswith("-") and not line.startswith("---")]
+    stage_code = (exercise.stage_dir / "twitpic" / "claims.py").read_text()
+    assert added and all(line in stage_code for line in added)
+    assert any("TODO(exercise)" in line for line in removed)

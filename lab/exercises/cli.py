@@ -3,7 +3,8 @@
     workbook exercise list                  every exercise and how far you are with it
     workbook exercise start 02-atomic-claim copy the stage to workspace/<ID>/ with a part taken out
     workbook exercise check 02-atomic-claim run the exercise's tests there; say what still fails
-    workbook exercise hint 02-atomic-claim  the hints, one at a time if you like
+    workbook exercise hint 02-atomic-claim  the next hint, one at a time (--all: every one)
+    workbook exercise solution 02-atomic-claim  the stage's answer, as a diff from the starter
     workbook exercise verify                for CI: every starter fails its check, every stage passes
     workbook exercise docs                  regenerate each chapter's exercise section
     workbook exercise patch ID DIR          (for authors) write starter.patch from an edited copy DIR
@@ -14,7 +15,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import filecmp
+import json
 import shlex
 import shutil
 import sys
@@ -56,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run the exercise's tests in its workspace; say what still fails")
     check.add_argument("id")
     check.add_argument("-v", "--verbose", action="store_true", help="also print pytest's own output")
-    hint = commands.add_parser("hint", help="print the exercise's hints")
+    hint = commands.add_parser("hint", help="print the exercise's next hint (each call, one more)")
     hint.add_argument("id")
+    hint.add_argument("--all", action="store_true", help="print every hint at once")
+    solution = commands.add_parser("solution", help="the answer: the stage's code, as a diff from the starter")
+    solution.add_argument("id")
     verify = commands.add_parser("verify", help="every starter must fail its check and every stage pass it (CI)")
     verify.add_argument("ids", nargs="*", metavar="ID", help="only these exercises (default: all)")
     copy = commands.add_parser(
@@ -224,12 +230,52 @@ def run_check_command(args) -> int:
 # -- hint -------------------------------------------------------------------------------------
 
 
+HINTS_SHOWN = ".hints-shown.json"  # in the workspace root: how many hints of each exercise were shown
+
+
 def run_hint(args) -> int:
     exercise = find(args.id)
-    if not exercise.hints:
+    hints = exercise.hints
+    if not hints:
         print(f"{exercise.id} has no hints: its task says it all.")
-    for number, hint in enumerate(exercise.hints, start=1):
-        print(f"Hint {number}: {hint}\n")
+        return 0
+    record = workspace_root(args.workspace) / HINTS_SHOWN
+    shown = json.loads(record.read_text()) if record.is_file() else {}
+    if args.all:
+        upto = len(hints)
+    else:
+        upto = min(shown.get(exercise.id, 0) + 1, len(hints))
+    for number in range(1, upto + 1):
+        print(f"Hint {number} of {len(hints)}: {hints[number - 1]}\n")
+    if upto < len(hints):
+        print(f"The next one: workbook exercise hint {exercise.id}")
+    else:
+        print(f"That was the last hint. The answer itself: workbook exercise solution {exercise.id}")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({**shown, exercise.id: upto}, indent=1) + "\n")
+    return 0
+
+
+# -- solution ---------------------------------------------------------------------------------
+
+
+def solution_diff(exercise: Exercise) -> str:
+    """The stage's own code for the part the starter takes out: a diff from the starter to the stage."""
+    with tempfile.TemporaryDirectory() as scratch:
+        starter = Path(scratch) / "starter"
+        files = make_starter(exercise, starter)
+        lines = []
+        for name in files:
+            before = (starter / name).read_text().splitlines(keepends=True)
+            after = (exercise.stage_dir / name).read_text().splitlines(keepends=True)
+            lines += difflib.unified_diff(before, after, f"starter/{name}", f"{exercise.stage}/{name}")
+    return "".join(lines)
+
+
+def run_solution(args) -> int:
+    exercise = find(args.id)
+    print(f"{exercise.id}: the stage's answer, as a diff from the starter (lines with + are the stage's).\n")
+    print(solution_diff(exercise), end="")
     return 0
 
 
@@ -320,6 +366,7 @@ COMMANDS = {
     "start": run_start,
     "check": run_check_command,
     "hint": run_hint,
+    "solution": run_solution,
     "verify": run_verify,
     "copy": run_copy,
     "docs": run_docs,
