@@ -45,10 +45,9 @@ def headline_markdown(results: dict) -> str:
         values = [report.format_value(key, summary.get(key)) for summary in summaries]
         lines.append(f"| {headers.get(key, key)} | " + " | ".join(values) + " |")
     if all("runs" in results["stages"][stage] for stage in stages):
-        kept = [verdicts.stage_holds(results["stages"][stage]["runs"]) == len(results["stages"][stage]["runs"])
-                for stage in stages]
-        cells = " | ".join("yes" if k else "**no**" for k in kept)
-        lines.append(f"| kept every promise it makes | {cells} |")
+        # The words of the results page's last row and of the terminal's: one vocabulary.
+        cells = " | ".join(verdicts.promise_summary(stage, results["stages"][stage]["runs"]) for stage in stages)
+        lines.append(f"| {verdicts.SUMMARY_ROW} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

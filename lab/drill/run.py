@@ -87,7 +87,7 @@ def run_drill(
                     f"{s['repeats_refused']}, peak backlog {s['peak_backlog']}"
                 )
                 for promise, entry in outcome["verdict"]["promises"].items():
-                    console.print(f"  {promise}: {verdicts.describe(entry)}")
+                    console.print(f"  {promise}: {verdicts.describe(entry, stage.name, promise)}")
             outcome["runs"] = verdicts_of_runs  # every run's verdict; the rest is the last run's
             results["stages"][stage.name] = outcome
     return results
