@@ -25,7 +25,7 @@ from lab.runtime.timescale import TimeScaleError, parse_time_scale, set_time_sca
 
 # Commands whose module parses its own options: name -> (the module whose main(argv) runs it, help).
 FORWARDED = {
-    "doctor": ("lab.doctor", "what this machine has for the workbook, and the fix for each miss"),
+    "doctor": ("lab.runtime.doctor", "what this machine has for the workbook, and the fix for each miss"),
     "exercise": ("lab.exercises.cli", "exercises: list, start, check, hint, verify, docs"),
     "drill": ("lab.drill.run", "the outage drill: every stage under the same failure, measured"),
     "hosts": ("lab.hosts.cli", "stages 04 and 05 on several machines (Linux namespaces): a fault, a verdict"),

@@ -226,6 +226,8 @@ def check_command_line(text: str) -> list[str]:
         name, rest = words[0], words[1:]
         if name == "uv" and rest[:1] == ["run"] and len(rest) > 1:
             name, rest = rest[1], rest[2:]  # `uv run pytest ...` runs pytest in uv's environment
+        if name.startswith(".venv/bin/"):
+            name = name.removeprefix(".venv/bin/")  # the workbook's environment, not activated
         if name == "workbook":
             problem = check_workbook(rest)
         elif name == "make":

@@ -64,7 +64,7 @@ BOUND_PORTS = {
 
 def taken_ports(stage: Stage, env: dict[str, str], skip: frozenset[str] = frozenset()) -> list[str]:
     """What is wrong with the ports the stage would bind: one sentence per port already taken."""
-    from lab.doctor import port_free, who_listens
+    from lab.runtime.doctor import port_free, who_listens
 
     problems = []
     for name in stage.processes():
