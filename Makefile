@@ -11,12 +11,13 @@ INSTALLED := $(VENV)/.installed
 # Material for MkDocs 9.8 prints an end-of-life banner on every build; the pinned version is fine.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help install lock drill drill-publish test test-long test-fresh test-all lint exercises-verify docs docs-build clean
+.PHONY: help install lock drill drill-publish hosts hosts-publish test test-long test-fresh test-all lint exercises-verify docs docs-build clean
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured, into drill-results/ (about 6 min)"
+	@echo "make hosts       stages 04 and 05 on seven hosts, every fault in its quick form, a verdict each (Linux, about 10 min)"
 	@echo "make test        run the test suite: every stage and the lab, in parallel (a few minutes)"
-	@echo "make test-long   the long end-to-end checks: the drill's scenarios, benchmarks (CI runs both)"
+	@echo "make test-long   the long end-to-end checks: the drill's scenarios, benchmarks, the lab of hosts (CI runs both)"
 	@echo "make test-all    both in one run"
 	@echo "make test-fresh  make test in a fresh Debian root with no services and no network (root, debootstrap)"
 	@echo "make lint        ruff over the whole workbook (the rules are in pyproject.toml)"
@@ -25,6 +26,7 @@ help:
 	@echo "make docs-build  build the site with mkdocs build --strict"
 	@echo "make install     only create .venv and install the workbook into it (the locked versions)"
 	@echo "make drill-publish  for the maintainers: a full drill written over the site's committed results"
+	@echo "make hosts-publish  for the maintainers: the lab of hosts' full committed set, written over docs/results/hosts.*"
 	@echo "make lock        update uv.lock and requirements.lock to the newest versions pyproject.toml allows (needs uv)"
 	@echo "make clean       remove .venv and the built site"
 
@@ -57,6 +59,13 @@ drill: $(INSTALLED)
 drill-publish: $(INSTALLED)
 	$(BIN)/workbook drill --out drill-results --publish
 
+hosts: $(INSTALLED)
+	$(BIN)/workbook hosts --scenario all --quick $(HOSTS_ARGS)
+
+# For the maintainers: the lab of hosts' committed set, full runs, written over the site's results.
+hosts-publish: $(INSTALLED)
+	$(BIN)/workbook hosts --publish
+
 # Every test run records each stage's invariants; `workbook matrix` makes the site's table from it.
 INVARIANTS_REPORT ?= test-results/invariants.json
 
@@ -66,7 +75,7 @@ test: $(INSTALLED)
 # The checks marked `long`, each a run of its own (a drill, a benchmark): spread one test at a time
 # over three workers, since one file holds several.
 test-long: $(INSTALLED)
-	$(BIN)/pytest -m long -n 3 --dist load $(PYTEST_ARGS)
+	$(BIN)/pytest -m long -n 3 --dist loadgroup $(PYTEST_ARGS)
 
 # The README's commands on a fresh Debian with nothing but python3, python3-venv, make and git, as
 # a user, the tests with no network: `make test-fresh FRESH_ARGS="--suite bookworm"` for 3.11.

@@ -10,6 +10,7 @@ start a failover.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ FAILOVER_TIMEOUT_MS = 3000
 # With no password, Redis answers only its own machine, unless told otherwise. The other hosts are
 # the world's alone: nothing outside it can reach them.
 PROTECTED_MODE_OFF = ["--protected-mode", "no"]
+# A defence the lab can switch on: a server refuses writes while no replica has acknowledged its
+# stream within the last MIN_REPLICAS_MAX_LAG seconds (replicas acknowledge every second).
+MIN_REPLICAS_MAX_LAG = 2
 
 
 @dataclass
@@ -36,6 +40,7 @@ class RedisHA:
     sentinel_hosts: list[Host]
     data_dir: Path
     appendfsync: str = "everysec"
+    min_replicas: bool = False  # min-replicas-to-write 1: no write that no replica could copy
 
     def __post_init__(self):
         self.binary = redis_server_binary()
@@ -51,6 +56,8 @@ class RedisHA:
         folder.mkdir(parents=True, exist_ok=True)
         argv = redis_argv(self.binary, REDIS_PORT, folder, self.appendfsync, host=host.address)
         argv += PROTECTED_MODE_OFF
+        if self.min_replicas:
+            argv += ["--min-replicas-to-write", "1", "--min-replicas-max-lag", str(MIN_REPLICAS_MAX_LAG)]
         if replica_of is not None:
             argv += ["--replicaof", replica_of.address, str(REDIS_PORT)]
         return argv
@@ -59,6 +66,13 @@ class RedisHA:
         server = host.process("redis", self.server_argv(host, replica_of), port=REDIS_PORT).start()
         self.servers[host.name] = server
         return server
+
+    def restart_server(self, host: Host) -> ManagedProcess:
+        """Kill the server on `host` and start it again at once, on the same files, as a service
+        manager would (systemd's Restart=always): the primary comes back a primary."""
+        host.signal_all(signal.SIGKILL)
+        self.servers[host.name].stop()  # reaped
+        return self.start_server(host)
 
     def start_sentinel(self, host: Host) -> ManagedProcess:
         config = self.data_dir / f"sentinel-{host.name}.conf"  # Sentinel writes what it learns here
@@ -82,7 +96,19 @@ class RedisHA:
         for host in self.sentinel_hosts:
             self.start_sentinel(host)
         wait_until(self.settled, timeout=timeout, what="every Sentinel knows the primary, the replica, the others")
+        # With min-replicas-to-write, the primary takes no write before its replica has caught up.
+        wait_until(self.replica_online, timeout=timeout, what="the replica has copied the primary")
         return self
+
+    def replica_online(self) -> bool:
+        """Has the replica copied the primary, and does it keep up (the primary says)?"""
+        try:
+            with redis.Redis(self.primary.address, REDIS_PORT, socket_timeout=1) as server:
+                replication = server.info("replication")
+        except redis.RedisError:
+            return False
+        replica = replication.get("slave0", {})
+        return replica.get("state") == "online" and replica.get("lag", 99) <= 1
 
     def settled(self) -> bool:
         """Does every Sentinel see the primary up, its replica, and the other Sentinels?"""

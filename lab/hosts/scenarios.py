@@ -1,46 +1,50 @@
 """The lab of hosts' scenarios: a stream of numbered comments, a fault, and one verdict.
 
 Every comment is numbered (`comment 17`). At the end the lab reconciles what the web answered,
-what the fake Twitter posted, and what Redis and the database still hold:
+what the fake Twitter posted, and what Redis and the database still hold (reconcile.py), and
+says what broke (verdicts.py). Of the comments the site accepted (303):
 
-- lost: a comment the site accepted (303) whose tweet never came;
-- duplicated: a comment tweeted more than once (a repeat Twitter refused is counted apart);
-- stranded: a tweet's job still queued, or left in RQ's intermediate queue, started, scheduled
-  or failed registry, or (stage 05) an outbox row not posted, once the lab stopped waiting;
+- lost: no tweet, and its job is nowhere: nothing will ever post it;
+- duplicated: tweeted more than once (a repeat Twitter refused is counted apart);
+- held: no tweet yet, but its job waits where RQ or the relay will pick it up by itself: queued,
+  in RQ's intermediate queue (taken by a job worker that died), started (RQ calls it abandoned a
+  minute after its worker's last heartbeat, and runs it again), scheduled for its next try, or in
+  stage 05's outbox;
+- stranded: no tweet, and its job is in RQ's failed registry, where only a person can requeue it;
 - recovery: from the fault to the first tweet of a comment made after it;
 - refused: comments the site did not accept (an error, or no answer in time).
+
+A run ends once tweets stop coming and nothing is left to run soon (no job queued or scheduled):
+what is left is held, stranded or lost. A full run waits long enough for RQ to run the jobs it
+held again; a quick one does not, and says which it held.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-import psycopg
 import redis
 import requests
-from rq import Queue
+from rq import Worker
 from rq.job import Job
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from lab.hosts.reconcile import Watch, comment_number, posted, reconcile, settled, waiting
 from lab.hosts.site import HostedSite
 from lab.runtime.process import wait_until
 from lab.testing.site_client import SiteClient
 
-COMMENT = re.compile(r"^comment (\d+) ")
 CLIENT_TIMEOUT = 5.0
 
 
 @dataclass
 class Phases:
     before: float  # seconds of load before the fault
-    during: float  # seconds of load after it
+    after: float  # seconds of load after the fault ends
     drain: float  # at most this long for the backlog to settle afterwards
 
 
@@ -48,24 +52,105 @@ class Phases:
 class Scenario:
     name: str
     description: str
-    fault: Callable[[HostedSite], None]
+    # Makes the fault, lasts as long as it does, and heals it. Returns the comment whose job it
+    # caught in a job worker's hands, if it aimed at one.
+    fault: Callable[[HostedSite, Phases], int | None]
     full: Phases
     quick: Phases
+    comments_per_second: float = 10.0
+    twitter_latency_ms: str = "20-40"
 
 
-def crash_the_primary(site: HostedSite) -> None:
+# -- faults -----------------------------------------------------------------------------------------
+
+PARTITION_SECONDS = 10.0
+
+
+def crash_the_primary(site: HostedSite, phases: Phases) -> None:
     site.net.crash("r1")
+
+
+def partition_web_with_the_primary(site: HostedSite, phases: Phases) -> None:
+    """{web, r1} cut off from {w1, w2, r2} for PARTITION_SECONDS: the web host's Sentinel still sees
+    the old primary; the two on the job workers' hosts agree that it is down, and promote r2."""
+    site.net.partition(["web", "r1"], [host.name for host in site.worker_hosts] + ["r2"])
+    time.sleep(PARTITION_SECONDS)
+    site.net.heal()
+
+
+def restart_the_primary(site: HostedSite, phases: Phases) -> None:
+    """kill -9 the primary, and start it again at once on its own files: too fast for Sentinel."""
+    site.redis.restart_server(site.net["r1"])
+
+
+def busy_job_worker(site: HostedSite, host: str) -> str | None:
+    """The id of the job a job worker on `host` runs right now, if one does."""
+    pids = set(site.net[host].pids())
+    try:
+        with site.primary() as connection:
+            for worker in Worker.all(connection=connection):
+                if worker.pid in pids and worker.get_current_job_id():
+                    return worker.get_current_job_id()
+    except redis.RedisError:
+        pass
+    return None
+
+
+def mid_job(site: HostedSite, host: str) -> Job:
+    """The job a job worker on `host` runs, once one does."""
+    found: list[str] = []
+    wait_until(lambda: found.append(busy_job_worker(site, host)) or found[-1], timeout=30, interval=0.01,
+               what=f"a job worker on {host} runs a job")
+    with site.primary() as connection:
+        return Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
+
+
+def cut_a_job_worker_off(site: HostedSite, phases: Phases) -> int:
+    """w1 cut off from both Redis servers while it runs a job, for PARTITION_SECONDS."""
+    job = mid_job(site, "w1")
+    site.net.partition(["w1"], ["r1", "r2"])
+    time.sleep(PARTITION_SECONDS)
+    site.net.heal()
+    return comment_number(job.args[2])
+
+
+def pause_a_job_worker(site: HostedSite, phases: Phases) -> int:
+    """Every process on w1 stopped (SIGSTOP) while it runs a job, until the job's time limit has
+    passed and five seconds more; then let go (SIGCONT), as after a long GC pause or a frozen VM."""
+    job = mid_job(site, "w1")
+    site.net.pause("w1")
+    time.sleep(job.timeout + 5)
+    site.net.resume("w1")
+    return comment_number(job.args[2])
 
 
 SCENARIOS = {
     scenario.name: scenario for scenario in [
+        # A full run waits long enough for RQ to call a job whose worker died abandoned (its
+        # heartbeat, a minute, then a maintenance pass) and run it again; a quick one does not.
         Scenario("failover", "every process on the Redis primary's host is killed; Sentinel promotes the replica",
-                 # A full run waits long enough for RQ to call a job whose worker died abandoned
-                 # (its heartbeat, 90 s, then a maintenance pass) and run it again; a quick one not.
-                 crash_the_primary, full=Phases(10, 20, 240), quick=Phases(4, 10, 30)),
+                 crash_the_primary, full=Phases(10, 20, 240), quick=Phases(3, 8, 30)),
+        Scenario("partition", f"the web host and the Redis primary are cut off from the job workers' hosts and "
+                              f"the replica for {PARTITION_SECONDS:g} s; the majority promotes the replica",
+                 partition_web_with_the_primary, full=Phases(10, 20, 240), quick=Phases(3, 8, 30)),
+        # Twitter takes 1-2 s, as in the case study: two job workers fall behind, and a backlog
+        # waits in the queue when the primary restarts.
+        Scenario("restart", "the Redis primary is killed and started again at once, on its own files, "
+                            "while a backlog waits in the queue",
+                 restart_the_primary, full=Phases(10, 20, 240), quick=Phases(4, 6, 60),
+                 comments_per_second=5, twitter_latency_ms="1000-2000"),
+        Scenario("worker-cut", f"a job worker host is cut off from both Redis servers in the middle of a job, "
+                               f"for {PARTITION_SECONDS:g} s",
+                 cut_a_job_worker_off, full=Phases(10, 20, 240), quick=Phases(3, 8, 30),
+                 comments_per_second=4, twitter_latency_ms="100-200"),
+        Scenario("worker-pause", "a job worker host freezes in the middle of a job, past the job's time limit",
+                 pause_a_job_worker, full=Phases(10, 20, 240), quick=Phases(3, 8, 30),
+                 comments_per_second=4, twitter_latency_ms="100-200"),
     ]
 }
 
+
+# -- the load ---------------------------------------------------------------------------------------
 
 @dataclass
 class Comments:
@@ -108,111 +193,54 @@ class Comments:
         self._thread.join()
 
 
-def posted(site: HostedSite) -> tuple[Counter, dict[int, float]]:
-    """How many times each comment was tweeted, and when its first tweet arrived (Unix time)."""
-    counts, first = Counter(), {}
-    for tweet in site.twitter.ledger():
-        found = COMMENT.match(tweet["text"])
-        if found:
-            number = int(found.group(1))
-            counts[number] += 1
-            arrived = datetime.fromisoformat(tweet["received_at"]).timestamp()
-            first[number] = min(first.get(number, arrived), arrived)
-    return counts, first
-
-
-def comment_number(text: str) -> int | str:
-    found = COMMENT.match(text or "")
-    return int(found.group(1)) if found else text
-
-
-def stranded(site: HostedSite) -> dict[str, list[int | str]]:
-    """The comments whose tweets wait where they will not leave by themselves, by where they wait:
-    RQ's queue, its intermediate queue, its started, scheduled or failed registry, stage 05's outbox."""
-    where: dict[str, list[int | str]] = {}
-    try:
-        with site.primary() as connection:
-            queue = Queue("tweets", connection=connection, serializer=JSONSerializer)
-            for name, job_ids in (("queued", queue.get_job_ids()),
-                                  # taken off the queue by a job worker that died before it started it
-                                  ("intermediate", queue.intermediate_queue.get_job_ids()),
-                                  ("started", StartedJobRegistry(queue=queue).get_job_ids()),
-                                  # a crashed run, waiting for its next try (the job's Retry)
-                                  ("scheduled", ScheduledJobRegistry(queue=queue).get_job_ids()),
-                                  ("failed", FailedJobRegistry(queue=queue).get_job_ids())):
-                jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
-                # A job's arguments are the tweet's id, its user and its text.
-                found = [comment_number(job.args[2]) if job else job_id
-                         for job, job_id in zip(jobs, job_ids, strict=True)]
-                where[name] = sorted(found, key=str)
-    except redis.RedisError as error:
-        where["redis unreachable"] = [str(error)]
-    if "relay" in site.stage.processes():
-        with psycopg.connect(site.database_url) as db:
-            where["outbox"] = sorted((comment_number(row[0]) for row in db.execute("SELECT text FROM outbox")),
-                                     key=str)
-    return {name: found for name, found in where.items() if found}
-
-
 def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], None] = print) -> dict:
     phases = scenario.quick if quick else scenario.full
     client = SiteClient(site.base_url)
     photo = client.new_photo()
-    load = Comments(client, photo)
+    load = Comments(client, photo, interval=1 / scenario.comments_per_second)
+    started = time.time()
     load.start()
+    watch = Watch(site, started).start()
     time.sleep(phases.before)
-    fault_at = time.time()
     say(f"{site.stage.name}: {scenario.description}")
-    scenario.fault(site)
-    time.sleep(phases.during)
+    fault_at = time.time()
+    in_hand = scenario.fault(site, phases)
+    healed_at = time.time()
+    time.sleep(phases.after)
     load.stop()
     accepted = {number for number, answer in load.answers.items() if answer == "accepted"}
-
-    def settled() -> bool:
-        counts, _ = posted(site)
-        return accepted <= set(counts)
-
     try:
-        wait_until(settled, timeout=phases.drain, interval=0.5, what="every accepted comment tweeted")
+        wait_until(settled(site, accepted, quick), timeout=phases.drain, interval=0.5, what="the run settles")
     except TimeoutError:
         pass
+    samples = watch.stop()
     counts, first = posted(site)
+    lost, held, stranded = reconcile(accepted, counts, waiting(site))
     after = [arrived for number, arrived in first.items() if load.sent_at.get(number, 0) > fault_at]
     refused = Counter(answer for answer in load.answers.values() if answer != "accepted")
     return {
         "stage": site.stage.name,
         "scenario": scenario.name,
+        "quick": quick,
         "comments": len(load.answers),
         "accepted": len(accepted),
-        "lost": sorted(accepted - set(counts)),
+        "lost": lost,
         "duplicated": sorted(number for number, count in counts.items() if count > 1),
         "repeats_refused": site.twitter.stats()["rejected"].get("duplicate", 0),
-        "stranded": stranded(site),
+        "held": held,
+        "stranded": stranded,
         "recovery": round(min(after) - fault_at, 2) if after else None,
         "refused": dict(refused),
         "exits": dict(site.exits),
+        "fault": [round(fault_at - started, 2), round(healed_at - started, 2)],
+        # the comment whose job the fault caught in a job worker's hands, and how often it was tweeted
+        "in_hand": None if in_hand is None else [in_hand, counts[in_hand]],
+        # For each comment: when it was sent (seconds from the start of the load), whether the site
+        # accepted it, and how long its first tweet took to come, if it came.
+        "timeline": [[number, round(load.sent_at[number] - started, 2), load.answers.get(number) == "accepted",
+                      round(first[number] - load.sent_at[number], 2) if number in first else None]
+                     for number in sorted(load.sent_at)],
+        # Twice a second: seconds from the start, the primary as the Sentinels on web, w1 and w2
+        # name it, then r1's and r2's [role, queue length] (None: no answer).
+        "watch": samples,
     }
-
-
-def verdict_lines(result: dict) -> list[str]:
-    """The verdict: two lines of counts, then the ids of the comments lost or duplicated."""
-    stranded_text = ", ".join(f"{len(found)} {where}" for where, found in result["stranded"].items()) or "0"
-    recovery = "never" if result["recovery"] is None else f"{result['recovery']:g} s"
-    by_line = Counter()
-    for key, count in result["exits"].items():
-        by_line[key.split(":")[1]] += count  # host:line
-    exits = ", ".join(f"{line} {count}" for line, count in sorted(by_line.items())) or "none"
-    lines = [
-        f"{result['scenario']} on {result['stage']}: lost {len(result['lost'])}, "
-        f"duplicated {len(result['duplicated'])}, stranded {stranded_text}",
-        f"  recovery {recovery}, refused {sum(result['refused'].values())} of {result['comments']}, "
-        f"repeats refused {result['repeats_refused']}, exited and restarted: {exits}",
-    ]
-    for where, found in result["stranded"].items():
-        lines.append(f"  stranded in {where}: {', '.join(f'comment {n}' for n in found[:8])}"
-                     f"{', ...' if len(found) > 8 else ''}")
-    for name in ("lost", "duplicated"):
-        if result[name]:
-            shown = ", ".join(f"comment {number}" for number in result[name][:8])
-            lines.append(f"  {name}: {shown}{', ...' if len(result[name]) > 8 else ''}")
-    return lines

@@ -3,6 +3,7 @@
     web  10.77.0.2   gunicorn and the app (and stage 05's relay), a Sentinel
     w1   10.77.0.3   an RQ job worker and the scheduler, a Sentinel
     w2   10.77.0.4   an RQ job worker, a Sentinel
+    w3   10.77.0.5   (scale-out only) an RQ job worker, and so on up to w8
     r1   10.77.0.11  the Redis primary
     r2   10.77.0.12  its replica
     db   10.77.0.20  PostgreSQL: the site's data, `posted_tweets`, stage 05's outbox
@@ -14,6 +15,7 @@ Each process is the stage's own Procfile line, run on its host with the stage's 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from collections import Counter
@@ -34,26 +36,42 @@ from lab.twitter.client import FakeTwitter
 log = logging.getLogger(__name__)
 
 HOSTS = {"web": 2, "w1": 3, "w2": 4, "r1": 11, "r2": 12, "db": 20, "tw": 30}
-WORKER_HOSTS = ("w1", "w2")
+MOST_WORKER_HOSTS = 8  # w1-w8: 10.77.0.3-10
 SENTINEL_HOSTS = ("web", "w1", "w2")
 WEB_PORT = 8000
 POSTGRES_PORT = 5432
 TWITTER_PORT, TWITTER_CONTROL_PORT = 8081, 8082
+TWITTER_LATENCY_MS = "20-40"
+
+
+def site_hosts(worker_hosts: int = 2) -> dict[str, int]:
+    """The hosts' names and the last number of their addresses, with `worker_hosts` job worker hosts."""
+    if not 2 <= worker_hosts <= MOST_WORKER_HOSTS:
+        raise ValueError(f"between 2 and {MOST_WORKER_HOSTS} job worker hosts, not {worker_hosts}")
+    return {**HOSTS, **{f"w{n}": 2 + n for n in range(1, worker_hosts + 1)}}
 
 
 class HostedSite:
     def __init__(self, stage: Stage, net: Network, data_dir: Path, *, time_scale: float = 1.0,
-                 appendfsync: str = "everysec", restart: bool = True):
+                 appendfsync: str = "everysec", restart: bool = True, min_replicas: bool = False,
+                 twitter_latency_ms: str = TWITTER_LATENCY_MS, twitter_refuses_repeats: bool = True):
         self.stage, self.net, self.data_dir, self.time_scale = stage, net, Path(data_dir), time_scale
         self.restart = restart  # as systemd's Restart=always would: start an exited job worker again
+        self.twitter_latency_ms = twitter_latency_ms
+        self.twitter_refuses_repeats = twitter_refuses_repeats  # as the real one did: the stages count on it
         self.exits: Counter = Counter()  # host:line -> how many times it exited
         self._supervising = threading.Event()
+        self._processes_change = threading.Lock()  # the supervisor's pass, or a change of job workers
         self.redis = RedisHA(net["r1"], net["r2"], [net[name] for name in SENTINEL_HOSTS], self.data_dir / "redis",
-                             appendfsync=appendfsync)
+                             appendfsync=appendfsync, min_replicas=min_replicas)
         self.postgres = PostgresServer(self.data_dir / "postgres", port=POSTGRES_PORT, host=net["db"].address,
                                        enter=net["db"].enter())
         self.twitter: FakeTwitter | None = None
         self.processes: dict[str, tuple[Host, str, ManagedProcess]] = {}  # host:line -> ...
+
+    @property
+    def worker_hosts(self) -> list[Host]:
+        return [host for name, host in self.net.hosts.items() if re.fullmatch(r"w\d+", name)]
 
     @property
     def base_url(self) -> str:
@@ -89,22 +107,44 @@ class HostedSite:
     def supervise(self) -> None:
         """Start again every job worker, scheduler or relay that exits, until the site stops."""
         while not self._supervising.wait(0.2):
-            for key, (host, line, process) in list(self.processes.items()):
-                if line in RESTARTED and not process.alive and not self._supervising.is_set():
-                    self.exits[key] += 1
-                    process.stop()
-                    if self.restart:
-                        try:
-                            self.run(host, line)
-                        except Exception as error:  # noqa: BLE001  (it exited at start: try again next pass)
-                            log.warning("%s did not start again: %s", key, error)
+            with self._processes_change:
+                self._supervise_once()
 
-    def start(self) -> HostedSite:
+    def _supervise_once(self) -> None:
+        for key, (host, line, process) in list(self.processes.items()):
+            if line in RESTARTED and not process.alive and not self._supervising.is_set():
+                self.exits[key] += 1
+                process.stop()
+                del self.processes[key]  # counted once; `run` adds it again
+                if self.restart:
+                    try:
+                        self.run(host, line)
+                    except Exception as error:  # noqa: BLE001  (it exited at start: counted, tried again)
+                        log.warning("%s did not start again: %s", key, error)
+
+    def start_job_workers(self, hosts: list[Host]) -> None:
+        """An RQ job worker on each host; back once each has said hello to Redis."""
+        started = {self.run(host, "worker").pid for host in hosts}
+        # A job worker says hello by registering in Redis with its process id.
+        wait_until(lambda: started <= self.job_worker_pids(), timeout=60, what="every job worker is up")
+
+    def stop_job_workers(self) -> None:
+        """Stop every job worker, politely (RQ's warm shutdown: the job in hand is finished)."""
+        with self._processes_change:
+            stopping = [self.processes.pop(key)[2] for key in self.running("worker")]
+        for process in stopping:
+            process.stop()
+
+    def running(self, line: str) -> list[str]:
+        return [key for key, (_, found, _) in self.processes.items() if found == line]
+
+    def start(self, job_workers: bool = True) -> HostedSite:
         net = self.net
         self.data_dir.mkdir(parents=True, exist_ok=True)
         twitter = net["tw"].process("twitter", [
             sys.executable, "-m", "lab", "twitter", "--host", net["tw"].address, "--port", str(TWITTER_PORT),
-            "--control-port", str(TWITTER_CONTROL_PORT), "--latency-ms", "20-40", "--reject-duplicates",
+            "--control-port", str(TWITTER_CONTROL_PORT), "--latency-ms", self.twitter_latency_ms,
+            *(["--reject-duplicates"] if self.twitter_refuses_repeats else []),
         ], port=TWITTER_PORT).start()
         self.twitter = FakeTwitter(f"http://{net['tw'].address}:{TWITTER_PORT}",
                                    f"http://{net['tw'].address}:{TWITTER_CONTROL_PORT}", twitter)
@@ -120,10 +160,9 @@ class HostedSite:
         self.run(net["web"], "web")
         if "relay" in self.stage.processes():
             self.run(net["web"], "relay")
-        for name in WORKER_HOSTS:
-            self.run(net[name], "worker")
         self.run(net["w1"], "scheduler")
-        wait_until(lambda: self.job_workers() == len(WORKER_HOSTS), timeout=60, what="every job worker is up")
+        if job_workers:
+            self.start_job_workers(self.worker_hosts)
         self._supervisor = threading.Thread(target=self.supervise, daemon=True)
         self._supervisor.start()
         return self
@@ -135,12 +174,13 @@ class HostedSite:
             raise redis.ConnectionError("no Sentinel answers")
         return redis.Redis(*address, socket_timeout=2, socket_connect_timeout=2)
 
-    def job_workers(self) -> int:
+    def job_worker_pids(self) -> set[int]:
+        """The process ids of the job workers registered in Redis (a killed one stays listed a while)."""
         try:
             with self.primary() as connection:
-                return len(Worker.all(connection=connection))
+                return {worker.pid for worker in Worker.all(connection=connection)}
         except redis.RedisError:
-            return 0
+            return set()
 
     def stop(self) -> None:
         self._supervising.set()

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from lab.sitegen import cli_reference, diffs, matrix
 
     written = [cli_reference.write_reference(), drill_headline.write_from_committed_results(),
-               hosts_report.write_from_committed_results()]
+               *hosts_report.write_from_committed_results()]
     for page in written:
         print(f"wrote {page.relative_to(REPO_ROOT)}")
     for name in exercise_pages.write_pages():  # only the lists that changed

@@ -1,0 +1,169 @@
+"""What happened in a run of the lab of hosts: the fake Twitter's ledger, where Redis and the
+outbox still hold each comment's job, and what Sentinels and servers said twice a second.
+
+Of the comments the site accepted (303), with no tweet:
+
+- lost: their job is nowhere, so nothing will ever post it;
+- held: their job waits where RQ or the relay takes it by itself: queued, in RQ's intermediate
+  queue (taken by a job worker that died), started (RQ calls it abandoned a minute after its
+  worker's last heartbeat, and runs it again), scheduled for its next try, or in stage 05's outbox;
+- stranded: their job is in RQ's failed registry, where only a person can requeue it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from lab.hosts.redis_ha import MASTER_NAME, REDIS_PORT
+from lab.hosts.site import HostedSite
+
+COMMENT = re.compile(r"^comment (\d+) ")
+CLIENT_TIMEOUT = 5.0
+QUIET = 3.0  # no new tweet for this long, and nothing queued: the run has settled
+# Where a job waits, and whether RQ (or stage 05's relay) will take it from there by itself.
+HELD = ("queued", "intermediate", "started", "scheduled", "outbox")
+STRANDED = ("failed",)
+
+
+@dataclass
+class Watch:
+    """What each Sentinel and each Redis server says, twice a second, from the lab's own address:
+    which server each Sentinel names the primary, and each server's role and queue length."""
+
+    site: HostedSite
+    started: float
+    samples: list[list] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> Watch:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        names = {host.address: name for name, host in self.site.net.hosts.items()}
+        while not self._stop.wait(0.5):
+            sample = [round(time.time() - self.started, 1)]
+            for address in self.site.redis.sentinel_addresses:
+                try:
+                    with redis.Redis(*address, socket_timeout=0.3, socket_connect_timeout=0.3,
+                                     decode_responses=True) as sentinel:
+                        found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
+                    sample.append(names.get(found[0], found[0]) if found else None)
+                except redis.RedisError:
+                    sample.append(None)
+            for name in ("r1", "r2"):
+                try:
+                    with redis.Redis(self.site.net[name].address, REDIS_PORT, socket_timeout=0.3,
+                                     socket_connect_timeout=0.3) as server:
+                        role = server.execute_command("ROLE")[0].decode()
+                        sample.append([role, Queue("tweets", connection=server).count])
+                except redis.RedisError:
+                    sample.append(None)
+            self.samples.append(sample)
+
+    def stop(self) -> list[list]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
+def posted(site: HostedSite) -> tuple[Counter, dict[int, float]]:
+    """How many times each comment was tweeted, and when its first tweet arrived (Unix time)."""
+    counts, first = Counter(), {}
+    for tweet in site.twitter.ledger():
+        found = COMMENT.match(tweet["text"])
+        if found:
+            number = int(found.group(1))
+            counts[number] += 1
+            arrived = datetime.fromisoformat(tweet["received_at"]).timestamp()
+            first[number] = min(first.get(number, arrived), arrived)
+    return counts, first
+
+
+def comment_number(text: str) -> int | str:
+    found = COMMENT.match(text or "")
+    return int(found.group(1)) if found else text
+
+
+def waiting(site: HostedSite) -> dict[str, set[int | str]]:
+    """Which comments' tweets wait where: RQ's queue, its intermediate queue, its started, scheduled
+    or failed registry, stage 05's outbox."""
+    where: dict[str, set[int | str]] = {}
+    try:
+        with site.primary() as connection:
+            queue = Queue("tweets", connection=connection, serializer=JSONSerializer)
+            for name, job_ids in (("queued", queue.get_job_ids()),
+                                  ("intermediate", queue.intermediate_queue.get_job_ids()),
+                                  ("started", StartedJobRegistry(queue=queue).get_job_ids()),
+                                  ("scheduled", ScheduledJobRegistry(queue=queue).get_job_ids()),
+                                  ("failed", FailedJobRegistry(queue=queue).get_job_ids())):
+                jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
+                # A job's arguments are the tweet's id, its user and its text.
+                where[name] = {comment_number(job.args[2]) if job else job_id
+                               for job, job_id in zip(jobs, job_ids, strict=True)}
+    except redis.RedisError as error:
+        where["redis unreachable"] = {str(error)}
+    if "relay" in site.stage.processes():
+        with psycopg.connect(site.database_url) as db:
+            where["outbox"] = {comment_number(row[0]) for row in db.execute("SELECT text FROM outbox")}
+    return where
+
+
+def settled(site: HostedSite, accepted: set[int], quick: bool, quiet: float = QUIET) -> Callable[[], bool]:
+    """A condition: every accepted comment is tweeted; or tweets have stopped coming for `quiet`
+    seconds and no untweeted comment waits where it will be taken soon: queued, scheduled, or in
+    the outbox with no job yet. A full run also waits for the jobs RQ holds for a dead job worker
+    (started, intermediate), which RQ runs again a minute or two later."""
+    last = {"tweets": -1, "since": time.monotonic()}
+
+    def check() -> bool:
+        counts, _ = posted(site)
+        untweeted = accepted - set(counts)
+        if not untweeted:
+            return True
+        tweets = sum(counts.values())
+        if tweets != last["tweets"]:
+            last.update(tweets=tweets, since=time.monotonic())
+            return False
+        if time.monotonic() - last["since"] < quiet:
+            return False
+        return not waits_to_run(untweeted, waiting(site), quick)
+
+    return check
+
+
+def waits_to_run(untweeted: set[int], where: dict[str, set], quick: bool) -> set[int]:
+    """The untweeted comments whose jobs a run should still wait for: those queued, scheduled, or in
+    the outbox with no job yet; and in a full run, those RQ holds for a job worker that died."""
+    where = defaultdict(set, where)
+    held_by_rq = where["started"] | where["intermediate"]
+    soon = where["queued"] | where["scheduled"] | (where["outbox"] - held_by_rq)
+    return untweeted & (soon if quick else soon | held_by_rq)
+
+
+def reconcile(accepted: set[int], counts: Counter, where: dict[str, set]) -> tuple[list[int], dict, dict]:
+    """Of the accepted comments with no tweet: those lost (their job is nowhere), those held (by
+    place), those stranded (by place)."""
+    untweeted = accepted - set(counts)
+    held = by_place(untweeted, where, HELD)
+    stranded = by_place(untweeted, where, STRANDED)
+    somewhere = set().union(*held.values(), *stranded.values())
+    return sorted(untweeted - somewhere), held, stranded
+
+
+def by_place(untweeted: set[int], where: dict[str, set], places: tuple[str, ...]) -> dict[str, list[int]]:
+    return {place: sorted(untweeted & where[place]) for place in places if untweeted & where.get(place, set())}

@@ -1,0 +1,105 @@
+"""Scale-out: how fast 1, 2 and 4 job worker hosts drain the backlog a long outage left.
+
+The site takes a batch of comments while no job worker runs (their hosts were down), so that
+their tweets wait in the queue; then job workers start on k hosts, and the lab times the batch
+from the moment they were told to start to the last tweet. Each round uses a new batch on the
+same site. Twitter answers in 100-200 ms here, so that a job waits on Twitter more than it works,
+as the case study's did (1-2 s): adding hosts helps until this machine's cores are busy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from lab.hosts.reconcile import posted
+from lab.hosts.site import HostedSite
+from lab.hosts.verdicts import promise_line
+from lab.runtime.process import wait_until
+from lab.testing.site_client import SiteClient
+
+ROUNDS = (1, 2, 4)  # job worker hosts in a quick run
+FULL_ROUNDS = (1, 2, 4, 8)  # and in a full one
+TWITTER_LATENCY_MS = "100-200"
+SENDERS = 4  # comments sent at once while the backlog builds
+
+
+@dataclass
+class Batch:
+    quick: int = 60
+    full: int = 300
+
+
+BATCH = Batch()
+
+
+def queued(site: HostedSite) -> int:
+    with site.primary() as connection:
+        return Queue("tweets", connection=connection, serializer=JSONSerializer).count
+
+
+def run(site: HostedSite, quick: bool, say: Callable[[str], None] = print) -> dict:
+    size = BATCH.quick if quick else BATCH.full
+    client = SiteClient(site.base_url)
+    photo = client.new_photo()
+    counts = ROUNDS if quick else FULL_ROUNDS
+    say(f"{site.stage.name}: a backlog of {size} tweets, drained by "
+        f"{', '.join(map(str, counts[:-1]))} and {counts[-1]} job worker hosts in turn")
+    rounds, lost, duplicated, number = [], [], [], 0
+    for hosts in counts:
+        batch = list(range(number + 1, number + size + 1))
+        number += size
+        with ThreadPoolExecutor(SENDERS) as senders:
+            answers = list(senders.map(lambda n: client.comment(photo, f"comment {n}").status_code, batch))
+        refused = sum(answer != 303 for answer in answers)
+        # Stage 05's relay moves them from the outbox into the queue: wait for all of them there.
+        expected = size - refused
+        wait_until(lambda: queued(site) >= expected, timeout=60, what=f"{expected} tweets queued")  # noqa: B023
+        told = time.time()
+        site.start_job_workers(site.worker_hosts[:hosts])
+
+        def drained(batch=batch) -> bool:
+            counts, _ = posted(site)
+            return set(batch) <= set(counts)
+
+        try:
+            wait_until(drained, timeout=600, interval=0.2, what=f"{hosts} job worker hosts drain the backlog")
+        except TimeoutError:
+            pass
+        site.stop_job_workers()
+        counts, first = posted(site)
+        arrived = sorted(first[n] for n in batch if n in first)
+        lost += [n for n in batch if n not in counts]
+        duplicated += [n for n in batch if counts[n] > 1]
+        drain = arrived[-1] - told if arrived else None
+        rounds.append({
+            "hosts": hosts, "tweets": len(arrived), "refused": refused,
+            "drain": round(drain, 2) if drain else None,
+            # from the first tweet to the last: the rate once every job worker is up
+            "per_second": round((len(arrived) - 1) / (arrived[-1] - arrived[0]), 1) if len(arrived) > 1 else None,
+        })
+    return {"stage": site.stage.name, "scenario": "scale-out", "quick": quick, "batch": size,
+            "rounds": rounds, "lost": lost, "duplicated": duplicated, "stranded": {}, "exits": dict(site.exits)}
+
+
+def verdict_lines(result: dict) -> list[str]:
+    first = result["rounds"][0]["per_second"] or 0
+    parts = []
+    for found in result["rounds"]:
+        speed = f"{found['per_second']:g}/s" if found["per_second"] else "-"
+        ratio = f", x{found['per_second'] / first:.1f}" if first and found["per_second"] else ""
+        drain = f"{found['drain']:g} s" if found["drain"] is not None else "never"
+        parts.append(f"{found['hosts']} host{'s' if found['hosts'] > 1 else ''} {drain} ({speed}{ratio})")
+    lines = [f"scale-out on {result['stage']}: {result['batch']} tweets drained by " + "; ".join(parts),
+             f"  lost {len(result['lost'])}, duplicated {len(result['duplicated'])}"]
+    for name in ("lost", "duplicated"):
+        if result[name]:
+            lines.append(f"  {name}: " + ", ".join(f"comment {n}" for n in result[name][:8]))
+    if "defences" in result:
+        lines.append(promise_line(result))
+    return lines
