@@ -18,9 +18,11 @@ The addresses (10.77.0.0/24) exist only inside the world: nothing sent to them l
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +93,23 @@ class Host:
                     found += [parent.pid, *(child.pid for child in parent.children(recursive=True))]
                 except psutil.NoSuchProcess:
                     pass
+        return found
+
+    def calling(self, address: str, port: int) -> list[int]:
+        """The processes on this host with a connection open to `address`:`port`. (psutil reads
+        the lab's own network namespace; a host's sockets are listed in its processes' /proc.)"""
+        wanted = f"{socket.htonl(int(ipaddress.IPv4Address(address))):08X}:{port:04X}"
+        found = []
+        for pid in self.pids():
+            try:
+                inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+                with open(f"/proc/{pid}/net/tcp") as table:
+                    rows = [line.split() for line in table.readlines()[1:]]
+            except OSError:  # gone meanwhile
+                continue
+            # columns: sl, local address, remote address, state (01: established), ..., inode (10th)
+            if any(row[2] == wanted and row[3] == "01" and f"socket:[{row[9]}]" in inodes for row in rows):
+                found.append(pid)
         return found
 
     def signal_all(self, signum: int) -> list[int]:

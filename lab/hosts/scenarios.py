@@ -34,7 +34,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from lab.hosts.reconcile import Watch, comment_number, posted, reconcile, settled, waiting
-from lab.hosts.site import HostedSite
+from lab.hosts.site import TWITTER_PORT, HostedSite
 from lab.runtime.process import wait_until
 from lab.testing.site_client import SiteClient
 
@@ -115,10 +115,14 @@ def cut_a_job_worker_off(site: HostedSite, phases: Phases) -> int:
 
 
 def pause_a_job_worker(site: HostedSite, phases: Phases) -> int:
-    """Every process on w1 stopped (SIGSTOP) while it runs a job, until the job's time limit has
-    passed and five seconds more; then let go (SIGCONT), as after a long GC pause or a frozen VM."""
-    job = mid_job(site, "w1")
+    """Every process on w1 stopped (SIGSTOP) while its job waits on Twitter's answer, until the
+    job's time limit has passed and five seconds more; then let go (SIGCONT), as after a long GC
+    pause or a frozen VM. Twitter has the tweet; the job worker does not know it yet."""
+    host, twitter = site.net["w1"], site.net["tw"].address
+    wait_until(lambda: host.calling(twitter, TWITTER_PORT), timeout=30, interval=0.005,
+               what="a job on w1 waits on Twitter")
     site.net.pause("w1")
+    job = mid_job(site, "w1")
     time.sleep(job.timeout + 5)
     site.net.resume("w1")
     return comment_number(job.args[2])
@@ -143,7 +147,8 @@ SCENARIOS = {
                                f"for {PARTITION_SECONDS:g} s",
                  cut_a_job_worker_off, full=Phases(10, 20, 240), quick=Phases(3, 8, 30),
                  comments_per_second=4, twitter_latency_ms="100-200"),
-        Scenario("worker-pause", "a job worker host freezes in the middle of a job, past the job's time limit",
+        Scenario("worker-pause", "a job worker host freezes while its job waits on Twitter's answer, "
+                                 "past the job's time limit",
                  pause_a_job_worker, full=Phases(10, 20, 240), quick=Phases(3, 8, 30),
                  comments_per_second=4, twitter_latency_ms="100-200"),
     ]

@@ -99,6 +99,9 @@ def test_a_job_worker_host_cut_off_or_frozen_mid_job_tweets_that_job_once(quick_
             number, times = result["in_hand"]
             assert times == 1, f"{scenario} on {stage}: comment {number} tweeted {times} times"
             assert result["lost"] == []
+        # Frozen while Twitter had its tweet, the job ran again once its time limit and lease had
+        # passed, and posted again: only Twitter's refusal of the repeat kept it to one tweet.
+        assert results["worker-pause", stage]["repeats_refused"] >= 1, stage
 
 
 @pytest.mark.long
