@@ -75,7 +75,7 @@ test: $(INSTALLED)
 # The checks marked `long`, each a run of its own (a drill, a benchmark): spread one test at a time
 # over three workers, since one file holds several.
 test-long: $(INSTALLED)
-	$(BIN)/pytest -m long -n 3 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -m long -n 3 --dist load $(PYTEST_ARGS)
 
 # The README's commands on a fresh Debian with nothing but python3, python3-venv, make and git, as
 # a user, the tests with no network: `make test-fresh FRESH_ARGS="--suite bookworm"` for 3.11.
