@@ -130,10 +130,9 @@ def test_a_process_that_never_gets_ready_is_stopped_and_raises():
     process.remove_log()
 
 
-def test_another_server_answering_on_the_port_does_not_make_the_process_ready():
-    """A port is picked free before the process starts, and another server can take it first.
-    Its answer must not pass for ours: the start fails with our process's own error instead of
-    handing the caller a connection to a stranger."""
+def start_where_a_stranger_listens() -> ManagedProcess:
+    """Start a listener on a port another socket holds already: the start must fail with the
+    listener's own error. The process, stopped."""
     with socket.socket() as stranger:
         stranger.bind(("127.0.0.1", 0))
         stranger.listen()
@@ -141,6 +140,14 @@ def test_another_server_answering_on_the_port_does_not_make_the_process_ready():
         process = ManagedProcess("late", listener_script(port), port=port)
         with pytest.raises(ProcessError, match="Address already in use"):
             process.start(timeout=10)
+    return process
+
+
+def test_another_server_answering_on_the_port_does_not_make_the_process_ready():
+    """A port is picked free before the process starts, and another server can take it first.
+    Its answer must not pass for ours: the start fails with our process's own error instead of
+    handing the caller a connection to a stranger."""
+    process = start_where_a_stranger_listens()
     assert not process.alive
     process.remove_log()
 
@@ -152,14 +159,7 @@ def test_a_stranger_on_the_port_does_not_pass_while_our_process_sockets_cannot_b
         raise psutil.AccessDenied(self.pid)
 
     monkeypatch.setattr(psutil.Process, "net_connections", denied)
-    with socket.socket() as stranger:
-        stranger.bind(("127.0.0.1", 0))
-        stranger.listen()
-        port = stranger.getsockname()[1]
-        process = ManagedProcess("late", listener_script(port), port=port)
-        with pytest.raises(ProcessError, match="Address already in use"):
-            process.start(timeout=10)
-    process.remove_log()
+    start_where_a_stranger_listens().remove_log()
 
 
 def test_a_custom_readiness_check():

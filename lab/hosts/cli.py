@@ -23,13 +23,11 @@ from lab.hosts import world
 DEFAULT_STAGES = "04-rq,05-outbox"
 
 
-SCALE_OUT = "scale-out"
-
-
 def scenario_names() -> list[str]:
+    from lab.hosts import scale_out
     from lab.hosts.scenarios import SCENARIOS
 
-    return [*SCENARIOS, SCALE_OUT]
+    return [*SCENARIOS, scale_out.NAME]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,7 +89,7 @@ def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
     scenario = SCENARIOS.get(name)
     latency = scenario.twitter_latency_ms if scenario else scale_out.TWITTER_LATENCY_MS
     rounds = scale_out.ROUNDS if args.quick else scale_out.FULL_ROUNDS
-    hosts = site_hosts(max(rounds) if name == SCALE_OUT else 2)
+    hosts = site_hosts(max(rounds) if name == scale_out.NAME else 2)
     with tempfile.TemporaryDirectory(prefix="workbook-hosts-") as folder, Network(hosts) as net:
         site = HostedSite(Stage.find(stage_name), net, Path(folder), twitter_latency_ms=latency,
                           appendfsync="everysec" if "aof" in defences else "off",

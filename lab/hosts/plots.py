@@ -15,6 +15,9 @@ matplotlib.use("Agg")  # draw into files only: no window, no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402  (must come after choosing the backend)
 
+from lab.hosts import scale_out  # noqa: E402
+from lab.hosts.verdicts import changed_defences  # noqa: E402
+
 FAULT_COLOR = "#f4a261"
 TWEETED_COLOR = "#1f77b4"
 MISSING_COLOR = "#d62728"
@@ -36,8 +39,7 @@ def plot_waits(runs: list[dict], path: Path) -> None:
                      label="no tweet")
         if refused:
             axes.scatter(refused, [0] * len(refused), s=14, marker="|", color="black", label="refused")
-        changed = [d for d in ("with min-replicas", "without aof", "without supervisor")
-                   if _changed(result, d)]
+        changed = changed_defences(result)
         axes.set_title(result["stage"] + (f"\n{', '.join(changed)}" if changed else ""), fontsize=9)
         axes.set_xlabel("comment made at (s)", fontsize=8)
         axes.set_ylim(-0.3, top)
@@ -48,12 +50,6 @@ def plot_waits(runs: list[dict], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
     plt.close(figure)
-
-
-def _changed(result: dict, label: str) -> bool:
-    word, name = label.split(" ", 1)
-    on = name in result["defences"].split(", ")
-    return on if word == "with" else not on
 
 
 def plot_scale_out(runs: list[dict], path: Path) -> None:
@@ -76,7 +72,7 @@ def plot_scale_out(runs: list[dict], path: Path) -> None:
 
 
 def plot(name: str, runs: list[dict], path: Path) -> None:
-    if name == "scale-out":
+    if name == scale_out.NAME:
         plot_scale_out(runs, path)
     else:
         plot_waits(runs, path)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lab.hosts import scale_out
 from lab.hosts.scenarios import SCENARIOS
-from lab.hosts.verdicts import DEFAULT_DEFENCES, DEFENCES, verdict_lines
+from lab.hosts.verdicts import DEFAULT_DEFENCES, DEFENCES, changed_defences, comments_in, verdict_lines
 from lab.runtime.stages import REPO_ROOT
 
 RESULTS = REPO_ROOT / "docs" / "results" / "hosts.json"
@@ -36,7 +36,7 @@ PUBLISHED = [
     ("failover", (), ("supervisor",)),
     ("partition", ("min-replicas",), ()),
     ("restart", (), ("aof",)),
-    ("scale-out", (), ()),
+    (scale_out.NAME, (), ()),
 ]
 
 
@@ -49,7 +49,7 @@ def console_path(scenario: str) -> Path:
 
 
 def verdicts(result: dict) -> list[str]:
-    return scale_out.verdict_lines(result) if result["scenario"] == "scale-out" else verdict_lines(result)
+    return scale_out.verdict_lines(result) if result["scenario"] == scale_out.NAME else verdict_lines(result)
 
 
 def command(scenario: str, switch_on=(), switch_off=(), quick: bool = False) -> str:
@@ -74,14 +74,6 @@ def console_texts(results: list[dict]) -> dict[str, str]:
     return {name: "\n".join(lines) + "\n" for name, lines in texts.items()}
 
 
-def held_count(result: dict) -> int:
-    return len(set().union(*result["held"].values()))
-
-
-def stranded_count(result: dict) -> int:
-    return len(set().union(*result["stranded"].values()))
-
-
 def recovery_text(result: dict) -> str:
     return "never" if result["recovery"] is None else f"{result['recovery']:g}"
 
@@ -96,8 +88,8 @@ ROWS = [
     ("**lost** (accepted, no tweet, no job anywhere)", lambda r: f"**{len(r['lost'])}**"),
     ("duplicated (tweeted twice)", lambda r: str(len(r["duplicated"]))),
     ("repeats Twitter refused", lambda r: str(r["repeats_refused"])),
-    ("held (no tweet yet; RQ or the relay will run it)", lambda r: str(held_count(r))),
-    ("stranded (in the failed registry)", lambda r: str(stranded_count(r))),
+    ("held (no tweet yet; RQ or the relay will run it)", lambda r: str(comments_in(r["held"]))),
+    ("stranded (in the failed registry)", lambda r: str(comments_in(r["stranded"]))),
     ("recovery: fault to the first tweet of a comment made after it (s)", recovery_text),
     ("comments refused", lambda r: str(sum(r["refused"].values()))),
     ("job workers, scheduler, relay exited", exits_text),
@@ -105,11 +97,7 @@ ROWS = [
 
 
 def column_name(result: dict) -> str:
-    changed = []
-    for name in DEFENCES:
-        on = name in result["defences"].split(", ")
-        if on != (name in DEFAULT_DEFENCES):
-            changed.append(f"{'with' if on else 'without'} {name}")
+    changed = changed_defences(result)
     return f"`{result['stage']}`" + (f" {', '.join(changed)}" if changed else "")
 
 
@@ -146,8 +134,6 @@ def ordered(results: list[dict]) -> dict[str, list[dict]]:
 
 
 def page_text(results: list[dict]) -> str:
-    from lab.hosts.cli import SCALE_OUT
-
     quick = any(r["quick"] for r in results)
     lines = [
         "# The lab of hosts: the committed run",
@@ -166,7 +152,7 @@ def page_text(results: list[dict]) -> str:
     lines += ["The defences the stages ship with are on unless a column says otherwise: "
               + "; ".join(f"**{name}**: {DEFENCES[name]}" for name in sorted(DEFAULT_DEFENCES)) + ".", ""]
     for name, runs in ordered(results).items():
-        if name == SCALE_OUT:
+        if name == scale_out.NAME:
             lines += ["## scale-out", "", scale_out.__doc__.split("\n\n")[1].replace("\n", " "), "",
                       f"A batch of {runs[0]['batch']} tweets per round.", "", *scale_out_table(runs), "",
                       f"![Drain time and tweets per second against job worker hosts]({IMAGES.name}/scale-out.png)",

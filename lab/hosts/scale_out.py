@@ -1,4 +1,5 @@
-"""Scale-out: how fast 1, 2 and 4 job worker hosts drain the backlog a long outage left.
+"""Scale-out: how fast 1, 2 and 4 job worker hosts (and 8, in a full run) drain the backlog a long
+outage left.
 
 The site takes a batch of comments while no job worker runs (their hosts were down), so that
 their tweets wait in the queue; then job workers start on k hosts, and the lab times the batch
@@ -12,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -23,19 +23,14 @@ from lab.hosts.verdicts import promise_line
 from lab.runtime.process import wait_until
 from lab.testing.site_client import SiteClient
 
+NAME = "scale-out"  # the scenario's name on the command line and in the results
 ROUNDS = (1, 2, 4)  # job worker hosts in a quick run
 FULL_ROUNDS = (1, 2, 4, 8)  # and in a full one
 TWITTER_LATENCY_MS = "100-200"
 SENDERS = 4  # comments sent at once while the backlog builds
 
 
-@dataclass
-class Batch:
-    quick: int = 60
-    full: int = 300
-
-
-BATCH = Batch()
+QUICK_BATCH, FULL_BATCH = 60, 300  # tweets in each round's backlog
 
 
 def queued(site: HostedSite) -> int:
@@ -44,7 +39,7 @@ def queued(site: HostedSite) -> int:
 
 
 def run(site: HostedSite, quick: bool, say: Callable[[str], None] = print) -> dict:
-    size = BATCH.quick if quick else BATCH.full
+    size = QUICK_BATCH if quick else FULL_BATCH
     client = SiteClient(site.base_url)
     photo = client.new_photo()
     counts = ROUNDS if quick else FULL_ROUNDS
@@ -83,7 +78,7 @@ def run(site: HostedSite, quick: bool, say: Callable[[str], None] = print) -> di
             # from the first tweet to the last: the rate once every job worker is up
             "per_second": round((len(arrived) - 1) / (arrived[-1] - arrived[0]), 1) if len(arrived) > 1 else None,
         })
-    return {"stage": site.stage.name, "scenario": "scale-out", "quick": quick, "batch": size,
+    return {"stage": site.stage.name, "scenario": NAME, "quick": quick, "batch": size,
             "rounds": rounds, "lost": lost, "duplicated": duplicated, "stranded": {}, "exits": dict(site.exits)}
 
 

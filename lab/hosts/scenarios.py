@@ -54,7 +54,7 @@ class Scenario:
     description: str
     # Makes the fault, lasts as long as it does, and heals it. Returns the comment whose job it
     # caught in a job worker's hands, if it aimed at one.
-    fault: Callable[[HostedSite, Phases], int | None]
+    fault: Callable[[HostedSite], int | None]
     full: Phases
     quick: Phases
     comments_per_second: float = 10.0
@@ -66,11 +66,11 @@ class Scenario:
 PARTITION_SECONDS = 10.0
 
 
-def crash_the_primary(site: HostedSite, phases: Phases) -> None:
+def crash_the_primary(site: HostedSite) -> None:
     site.net.crash("r1")
 
 
-def partition_web_with_the_primary(site: HostedSite, phases: Phases) -> None:
+def partition_web_with_the_primary(site: HostedSite) -> None:
     """{web, r1} cut off from {w1, w2, r2} for PARTITION_SECONDS: the web host's Sentinel still sees
     the old primary; the two on the job workers' hosts agree that it is down, and promote r2."""
     site.net.partition(["web", "r1"], [host.name for host in site.worker_hosts] + ["r2"])
@@ -78,7 +78,7 @@ def partition_web_with_the_primary(site: HostedSite, phases: Phases) -> None:
     site.net.heal()
 
 
-def restart_the_primary(site: HostedSite, phases: Phases) -> None:
+def restart_the_primary(site: HostedSite) -> None:
     """kill -9 the primary, and start it again at once on its own files: too fast for Sentinel."""
     site.redis.restart_server(site.net["r1"])
 
@@ -105,7 +105,7 @@ def mid_job(site: HostedSite, host: str) -> Job:
         return Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
 
 
-def cut_a_job_worker_off(site: HostedSite, phases: Phases) -> int:
+def cut_a_job_worker_off(site: HostedSite) -> int:
     """w1 cut off from both Redis servers while it runs a job, for PARTITION_SECONDS."""
     job = mid_job(site, "w1")
     site.net.partition(["w1"], ["r1", "r2"])
@@ -114,7 +114,7 @@ def cut_a_job_worker_off(site: HostedSite, phases: Phases) -> int:
     return comment_number(job.args[2])
 
 
-def pause_a_job_worker(site: HostedSite, phases: Phases) -> int:
+def pause_a_job_worker(site: HostedSite) -> int:
     """Every process on w1 stopped (SIGSTOP) while its job waits on Twitter's answer, until the
     job's time limit has passed and five seconds more; then let go (SIGCONT), as after a long GC
     pause or a frozen VM. Twitter has the tweet; the job worker does not know it yet."""
@@ -209,7 +209,7 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     time.sleep(phases.before)
     say(f"{site.stage.name}: {scenario.description}")
     fault_at = time.time()
-    in_hand = scenario.fault(site, phases)
+    in_hand = scenario.fault(site)
     healed_at = time.time()
     time.sleep(phases.after)
     load.stop()

@@ -23,13 +23,25 @@ PROMISES = {
 }
 
 
+def changed_defences(result: dict) -> list[str]:
+    """The run's defences that differ from those the stages ship with: ["with min-replicas"]."""
+    on = set(result["defences"].split(", "))
+    return [f"{'with' if name in on else 'without'} {name}" for name in DEFENCES
+            if (name in on) != (name in DEFAULT_DEFENCES)]
+
+
+def comments_in(places: dict[str, list]) -> int:
+    """How many comments wait in these places: a job may wait in two (started, and the outbox)."""
+    return len(set().union(*places.values()))
+
+
 def broken_promises(result: dict) -> list[str]:
     """The promises of `result`'s stage that its run broke, as "lost 3": none when a defence the stage
     ships with was switched off, since it promises nothing without it."""
     if not DEFAULT_DEFENCES <= set(result["defences"].split(", ")):
         return []
     counts = {"lost": len(result["lost"]), "duplicated": len(result["duplicated"]),
-              "stranded": len(set().union(*result.get("stranded", {}).values()))}
+              "stranded": comments_in(result.get("stranded", {}))}
     return [f"{name} {counts[name]}" for name in PROMISES.get(result["stage"], ()) if counts[name]]
 
 
@@ -50,8 +62,7 @@ def ids(numbers: list[int], most: int = 8) -> str:
 
 def verdict_lines(result: dict) -> list[str]:
     """The verdict: two lines of counts, then the ids of the comments lost, duplicated, held or stranded."""
-    held = len(set().union(*result["held"].values()))  # a job may wait in two places: started, and the outbox
-    stranded = len(set().union(*result["stranded"].values()))
+    held, stranded = comments_in(result["held"]), comments_in(result["stranded"])
     recovery = "never" if result["recovery"] is None else f"{result['recovery']:g} s"
     by_line = Counter()
     for key, count in result["exits"].items():
