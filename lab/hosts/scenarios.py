@@ -119,10 +119,18 @@ def pause_a_job_worker(site: HostedSite) -> int:
     job's time limit has passed and five seconds more; then let go (SIGCONT), as after a long GC
     pause or a frozen VM. Twitter has the tweet; the job worker does not know it yet."""
     host, twitter = site.net["w1"], site.net["tw"].address
-    wait_until(lambda: host.calling(twitter, TWITTER_PORT), timeout=30, interval=0.005,
-               what="a job on w1 waits on Twitter")
+    found: list[str | None] = []
+
+    def job_calling_twitter() -> bool:
+        # The job's id is read before the freeze: a process still holding a connection to Twitter
+        # after its job ended would otherwise leave a frozen worker with no job to find.
+        found.append(busy_job_worker(site, "w1") if host.calling(twitter, TWITTER_PORT) else None)
+        return found[-1] is not None
+
+    wait_until(job_calling_twitter, timeout=30, interval=0.005, what="a job on w1 waits on Twitter")
     site.net.pause("w1")
-    job = mid_job(site, "w1")
+    with site.primary() as connection:
+        job = Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
     time.sleep(job.timeout + 5)
     site.net.resume("w1")
     return comment_number(job.args[2])
