@@ -7,9 +7,12 @@ fast exercise, and on broken copies of it to show that it notices each kind of m
 
 import dataclasses
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +24,8 @@ from lab.exercises.catalog import (
     find,
     workspace_root,
 )
-from lab.exercises.cli import verify_exercise
 from lab.exercises.patching import PatchError, apply_patch, make_patch, patched_files
+from lab.exercises.verifying import verify_exercise, wrong_answer_problems
 from lab.runtime.stages import REPO_ROOT, Stage
 
 FAST = "02-lease-claims"  # its check takes a few seconds and needs no server but the fake Twitter
@@ -116,9 +119,9 @@ def test_check_fails_on_a_fresh_starter_and_names_the_failing_test(tmp_path):
     exercise_command("start", FAST, workspace=tmp_path)
     result = exercise_command("check", FAST, workspace=tmp_path)
     assert result.returncode == 1
-    assert f"{FAST} still fails: 1 of 2 tests failing:" in result.stdout
+    assert f"{FAST} still fails: 1 of 3 tests failing:" in result.stdout
     assert "tests/test_race.py::test_a_worker_killed_after_its_claim[sqlite-lease]" in result.stdout
-    assert "assert False is True" in result.stdout  # the first line of the assertion
+    assert "the job of the dead job worker was not claimed again" in result.stdout  # the assertion's words
     assert "started, failing" in exercise_command("list", workspace=tmp_path).stdout
 
 
@@ -128,7 +131,7 @@ def test_check_passes_once_the_part_is_back(tmp_path):
     (tmp_path / FAST / "twitpic" / "claims.py").write_text(stage_claims.read_text())  # the solution
     result = exercise_command("check", FAST, workspace=tmp_path)
     assert result.returncode == 0, result.stdout
-    assert f"{FAST} passes: all 2 of its tests pass" in result.stdout
+    assert f"{FAST} passes: all 3 of its tests pass" in result.stdout
     assert "passing" in exercise_command("list", workspace=tmp_path).stdout
 
 
@@ -154,14 +157,15 @@ def test_the_default_workspace_is_git_ignored(monkeypatch):
 def test_verify_passes_for_a_sound_exercise():
     result = exercise_command("verify", FAST)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"ok   {FAST}: the starter fails its check, the stage passes it" in result.stdout
+    wrong = f"the starter and {len(find(FAST).wrong)} wrong answers fail its check"
+    assert f"ok   {FAST}: {wrong}, the stage passes it" in result.stdout
 
 
 def with_patch(tmp_path, patch: str):
     """The fast exercise with another starter patch, in a folder of its own."""
     exercise = find(FAST)
     folder = tmp_path / exercise.id
-    folder.mkdir()
+    shutil.copytree(exercise.folder / "wrong", folder / "wrong")
     (folder / "starter.patch").write_text(patch)
     return dataclasses.replace(exercise, folder=folder)
 
@@ -180,6 +184,22 @@ def test_verify_rejects_a_starter_that_breaks_nothing(tmp_path):
     harmless = starter_patch(tmp_path, "def _lease_end", "# TODO(exercise): nothing to do\ndef _lease_end")
     problems = verify_exercise(with_patch(tmp_path, harmless))
     assert problems == ["the starter passes its check: the patch breaks nothing its tests see"]
+
+
+def test_verify_rejects_a_wrong_answer_that_its_check_passes(tmp_path):
+    exercise = find(FAST)
+    harmless = starter_patch(tmp_path, "def _lease_end", "# said otherwise\ndef _lease_end")
+    folder = tmp_path / exercise.id
+    (folder / "wrong").mkdir(parents=True)
+    (folder / "wrong" / "harmless.patch").write_text(harmless)
+    (folder / "wrong" / "unexplained.patch").write_text(harmless)
+    exercise = dataclasses.replace(exercise, folder=folder, wrong={"harmless": "a comment more"})
+
+    assert wrong_answer_problems(exercise, tmp_path / "scratch") == [
+        "wrong/unexplained.patch is not under [wrong] in exercise.toml: what is wrong in it?",
+        "1 wrong answers: a check must reject 2 or more",
+        "the wrong answer 'harmless' passes the check (a comment more)",
+    ]
 
 
 def test_verify_rejects_a_starter_that_crashes_instead_of_failing(tmp_path):
@@ -316,6 +336,71 @@ def test_each_chapter_ends_with_its_exercises(chapter):
     page = (pages.PAGES_DIR / pages.page_name(chapter)).read_text()
     for exercise in all_exercises():
         assert (f"workbook exercise start {exercise.id}`" in page) == (exercise.chapter == chapter)
+
+
+SNIPPET = re.compile(r'^(?P<indent> *)--8<-- "(?P<path>steps/[^":]+)(?::(?P<section>[^"]+))?"$')
+
+
+def snippet_lines(path: Path, section: str | None) -> set[str]:
+    """The stripped lines a chapter's `--8<-- "path:section"` shows."""
+    lines, inside = path.read_text().splitlines(), section is None
+    shown = set()
+    for line in lines:
+        if section and f"--8<-- [start:{section}]" in line:
+            inside = True
+        elif section and f"--8<-- [end:{section}]" in line:
+            inside = False
+        elif inside:
+            shown.add(line.strip())
+    return shown
+
+
+def unfolded_snippets(chapter: Path):
+    """(path, section) of each code snippet a chapter shows open, not in a `???` block."""
+    in_fold = False
+    for line in chapter.read_text().splitlines():
+        if line.startswith("???"):
+            in_fold = True
+        elif line.strip() and not line.startswith("    "):
+            in_fold = False
+        found = SNIPPET.match(line)
+        if found and not in_fold:
+            yield found["path"], found["section"]
+
+
+def test_no_chapter_prints_an_exercises_answer_open_above_it():
+    """The lines a starter takes out are its answer. A chapter up to the exercise's own (which ends
+    with it) may show them only folded (`??? example`), for a reader to open once they have tried."""
+    for exercise in all_exercises():
+        patch = exercise.patch_path.read_text()
+        taken_out = [line[1:].strip() for line in patch.splitlines() if line[:1] == "-" and line[:3] != "---"]
+        answer = {line for line in taken_out if len(line) > 12 and not line.startswith("#")}
+        files = {f"steps/{exercise.stage}/{name}" for name in patched_files(patch)}
+        for chapter in sorted((REPO_ROOT / "chapters").glob("*.md")):
+            if int(chapter.name[:2]) > exercise.chapter:
+                continue
+            for path, section in unfolded_snippets(chapter):
+                if path in files:
+                    shown = answer & snippet_lines(REPO_ROOT / path, section)
+                    assert len(shown) <= len(answer) / 2, (
+                        f"{chapter.name} shows {path}:{section}, the answer to {exercise.id}: fold it")
+
+
+def test_no_check_needs_a_database_server_that_a_laptop_lacks():
+    """A laptop has no MariaDB: a check that selects a MariaDB test is skipped there, and so can
+    never pass. PostgreSQL is embedded, and SQLite is a file."""
+    chosen: dict[str, list[str]] = {}
+    for exercise in all_exercises():
+        in_the_stage = [test for test in exercise.tests if (exercise.stage_dir / test.split("::")[0]).is_file()]
+        chosen.setdefault(exercise.stage, []).extend(in_the_stage)
+    for stage, tests in chosen.items():
+        listing = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider", *tests],
+            cwd=REPO_ROOT / "steps" / stage, capture_output=True, text=True, timeout=120,
+        )
+        collected = [line for line in listing.stdout.splitlines() if "::" in line]
+        assert len(collected) >= len(set(tests)), listing.stdout + listing.stderr
+        assert [test for test in collected if "mariadb" in test] == [], f"{stage}: name the backends, [sqlite]"
 
 
 @pytest.mark.long  # each runs its tests twice, on its starter and on its stage: `make test-long`

@@ -3,6 +3,9 @@
 exercises/<ID>/exercise.toml  title, chapter, stage, the tests that check it, the task, hints
 exercises/<ID>/starter.patch  a unified diff that turns a copy of the stage into the starter
 exercises/<ID>/tests/         optional: tests of its own, copied into the workspace's tests/
+exercises/<ID>/wrong/<NAME>.patch
+                              a plausible wrong answer, as a diff from the stage; exercise.toml's
+                              [wrong] table says what is wrong in each, and its check must fail
 
 The reference solution is the stage itself: the patch removes or breaks one part of it.
 """
@@ -37,6 +40,10 @@ class Exercise:
     task: str
     hints: list[str]
     folder: Path
+    wrong: dict[str, str]  # name of a wrong answer -> what is wrong in it
+
+    def wrong_patch_path(self, name: str) -> Path:
+        return self.folder / "wrong" / f"{name}.patch"
 
     @property
     def stage_dir(self) -> Path:
@@ -64,6 +71,7 @@ class Exercise:
                 task=data["task"].strip(),
                 hints=[hint.strip() for hint in data.get("hints", [])],
                 folder=folder,
+                wrong={name: str(why).strip() for name, why in data.get("wrong", {}).items()},
             )
         except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
             raise ExerciseError(f"{path}: {error.__class__.__name__}: {error}") from None

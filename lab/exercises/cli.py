@@ -5,9 +5,11 @@
     workbook exercise check 02-atomic-claim run the exercise's tests there; say what still fails
     workbook exercise hint 02-atomic-claim  the next hint, one at a time (--all: every one)
     workbook exercise solution 02-atomic-claim  the stage's answer, as a diff from the starter
-    workbook exercise verify                for CI: every starter fails its check, every stage passes
+    workbook exercise verify                for CI: every starter and wrong answer fails its check,
+                                            every stage passes it
     workbook exercise docs                  regenerate each chapter's exercise section
     workbook exercise patch ID DIR          (for authors) write starter.patch from an edited copy DIR
+    workbook exercise patch ID DIR --wrong NAME   (for authors) write wrong/NAME.patch: a wrong answer
 
 `--workspace DIR` (or WORKBOOK_WORKSPACE) puts the workspace elsewhere than workspace/.
 """
@@ -22,7 +24,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from lab.exercises.catalog import (
@@ -31,14 +32,13 @@ from lab.exercises.catalog import (
     Exercise,
     ExerciseError,
     all_exercises,
-    copy_stage,
     find,
     workspace_root,
 )
 from lab.exercises.checking import BROKEN, FAILS, PASSES, CheckResult, run_check
-from lab.exercises.patching import PatchError, apply_patch, make_patch
+from lab.exercises.patching import PatchError, make_patch
+from lab.exercises.verifying import TODO_MARK, make_starter, run_verify
 
-TODO_MARK = "TODO(exercise)"
 XPASS_STRICT = "[XPASS(strict)]"  # how pytest reports a strict xfail test that passed
 LAST_CHECK = ".exercise-check"  # in a workspace: the outcome of its last check
 
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     hint.add_argument("--all", action="store_true", help="print every hint at once")
     solution = commands.add_parser("solution", help="the answer: the stage's code, as a diff from the starter")
     solution.add_argument("id")
-    verify = commands.add_parser("verify", help="every starter must fail its check and every stage pass it (CI)")
+    verify = commands.add_parser(
+        "verify", help="every starter and wrong answer must fail its check and every stage pass it (CI)")
     verify.add_argument("ids", nargs="*", metavar="ID", help="only these exercises (default: all)")
     copy = commands.add_parser(
         "copy", help="a plain copy of a stage in the workspace, to change and test without touching steps/")
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     patch = commands.add_parser("patch", help="write an exercise's starter.patch from an edited copy of its stage")
     patch.add_argument("id")
     patch.add_argument("edited", type=Path, help="a copy of the stage with the exercise's part taken out")
+    patch.add_argument("--wrong", metavar="NAME",
+                       help="the copy holds a wrong answer: write wrong/NAME.patch, which the check must reject")
     return parser
 
 
@@ -115,14 +118,6 @@ def run_list(args) -> int:
 
 
 # -- start ------------------------------------------------------------------------------------
-
-
-def make_starter(exercise: Exercise, folder: Path) -> list[str]:
-    """Copy the stage into `folder` (which must not exist) and apply the starter patch."""
-    if not exercise.patch_path.is_file():
-        raise PatchError(f"{exercise.id} has no starter.patch (write one with `workbook exercise patch`)")
-    copy_stage(exercise, folder)
-    return apply_patch(exercise.patch_path.read_text(), folder)
 
 
 def run_start(args) -> int:
@@ -279,55 +274,6 @@ def run_solution(args) -> int:
     return 0
 
 
-# -- verify -----------------------------------------------------------------------------------
-
-
-def verify_exercise(exercise: Exercise) -> list[str]:
-    """Problems with one exercise: its patch, its starter's check (must fail) and its stage's (must pass)."""
-    problems = []
-    with tempfile.TemporaryDirectory(prefix=f"exercise-{exercise.id}-") as scratch:
-        starter, reference = Path(scratch) / "starter", Path(scratch) / "reference"
-        try:
-            files = make_starter(exercise, starter)
-        except PatchError as error:
-            return [f"the starter patch does not apply to steps/{exercise.stage}: {error}"]
-        if not files:
-            problems.append("the starter patch changes nothing")
-        if not any(TODO_MARK in (starter / name).read_text() for name in files):
-            problems.append(f"no {TODO_MARK} comment in {', '.join(files)}: where should a learner work?")
-        result = run_check(exercise, starter)
-        if result.outcome == PASSES:
-            problems.append("the starter passes its check: the patch breaks nothing its tests see")
-        elif result.outcome == BROKEN:
-            problems.append(f"the starter's check crashes instead of failing: {result.problem}")
-        copy_stage(exercise, reference)
-        result = run_check(exercise, reference)
-        if result.outcome != PASSES:
-            why = result.problem or "; ".join(f"{f.node_id}: {f.message}" for f in result.failures)
-            problems.append(f"the stage itself does not pass the check: {why}")
-    return problems
-
-
-def run_verify(args) -> int:
-    exercises = [find(exercise_id) for exercise_id in args.ids] if args.ids else all_exercises()
-    wrong = 0
-    began = time.monotonic()
-    for exercise in exercises:
-        started = time.monotonic()
-        problems = verify_exercise(exercise)
-        took = f"{time.monotonic() - started:.0f} s"
-        if problems:
-            wrong += 1
-            print(f"FAIL {exercise.id} ({took})", flush=True)
-            for problem in problems:
-                print(f"     {problem}", flush=True)
-        else:
-            print(f"ok   {exercise.id}: the starter fails its check, the stage passes it ({took})", flush=True)
-    total = f"{len(exercises)} exercises in {time.monotonic() - began:.0f} s"
-    print(f"{wrong} of {total} are wrong" if wrong else f"all {total} are right")
-    return 1 if wrong else 0
-
-
 # -- docs and patch (for authors) -------------------------------------------------------------
 
 
@@ -356,8 +302,12 @@ def run_patch(args) -> int:
     if not files:
         print(f"workbook exercise: {args.edited} does not differ from steps/{exercise.stage}", file=sys.stderr)
         return 2
-    exercise.patch_path.write_text(make_patch(exercise.stage_dir, args.edited, files))
-    print(f"wrote {_shown(exercise.patch_path)}: {', '.join(files)}")
+    path = exercise.wrong_patch_path(args.wrong) if args.wrong else exercise.patch_path
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(make_patch(exercise.stage_dir, args.edited, files))
+    print(f"wrote {_shown(path)}: {', '.join(files)}")
+    if args.wrong and args.wrong not in exercise.wrong:
+        print(f"say what is wrong in it under [wrong] in {_shown(exercise.folder / 'exercise.toml')}")
     return 0
 
 
@@ -367,7 +317,7 @@ COMMANDS = {
     "check": run_check_command,
     "hint": run_hint,
     "solution": run_solution,
-    "verify": run_verify,
+    "verify": lambda args: run_verify(args.ids),
     "copy": run_copy,
     "docs": run_docs,
     "patch": run_patch,

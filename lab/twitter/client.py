@@ -132,7 +132,9 @@ class FakeTwitter:
         deadline = max(deadline, time.monotonic() + SETTLE_SECONDS)
         while not self._settled(idle):
             if time.monotonic() >= deadline:
-                raise AssertionError(f"the system did not settle: {self.stats()['in_flight']} calls in flight")
+                busy = "idle" if idle() else "still busy (jobs waiting, or held by a worker)"
+                raise AssertionError(
+                    f"the system did not settle: {self.stats()['in_flight']} calls in flight, the stage {busy}")
             time.sleep(0.05)
         # Idle now, and nothing on its way to Twitter: what the ledger says is the whole outcome.
         return self._tweets_by_prefix(prefixes)

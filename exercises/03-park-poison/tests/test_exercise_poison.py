@@ -3,6 +3,7 @@ that reads it."""
 
 import json
 
+import pytest
 from pymemcache.client.base import Client
 
 
@@ -14,6 +15,9 @@ def test_a_poison_message_is_parked_with_its_error(site, twitter):
     finally:
         queue.close()
     assert parked is not None, "nothing was parked on tweets_failed"
-    parked = json.loads(parked)
-    assert parked["item"] == "\x00 not a tweet at all"
-    assert parked["error"].startswith("not a tweet message")
+    try:
+        parked = json.loads(parked)
+    except ValueError:
+        pytest.fail(f"what was parked is not JSON: {parked[:40]!r}")
+    assert parked.get("item") == "\x00 not a tweet at all", f"parked as {parked.get('item')!r}"
+    assert parked.get("error", "").startswith("not a tweet message"), f"the error parked: {parked.get('error')!r}"

@@ -32,6 +32,17 @@ def test_failures_older_than_the_window_are_forgotten(breaker):
     assert not breaker.is_open(), f"failures from more than {WINDOW} s ago still counted"
 
 
+def test_the_window_starts_at_the_first_failure_and_later_ones_do_not_move_it(breaker):
+    """Failures a little less than a window apart: by the last one, the first is more than a
+    window old and forgotten, so the breaker stays closed. A window that each failure starts
+    again (an expiry set on every failure) would count all of them and open it."""
+    for number in range(THRESHOLD):
+        if number:
+            time.sleep(WINDOW * 0.6)
+        breaker.record_failure(trial=False)
+    assert not breaker.is_open(), "each failure moved the window: it must start at the first"
+
+
 def test_an_open_breaker_lets_one_trial_call_through_after_its_cooldown(breaker):
     from twitpic.breaker import CircuitOpen
 
@@ -39,6 +50,8 @@ def test_an_open_breaker_lets_one_trial_call_through_after_its_cooldown(breaker)
         breaker.record_failure(trial=False)
     with pytest.raises(CircuitOpen):
         breaker.check()  # open: the job waits, Twitter is left alone
+    left = breaker.seconds_left()
+    assert left > COOLDOWN / 2, f"the breaker was open for {left} s more, not a cool-down of {COOLDOWN} s"
 
     time.sleep(COOLDOWN + PAST)
     assert breaker.check() is True  # half-open: this call is the trial, and it may go ahead...

@@ -29,7 +29,7 @@ def test_a_full_queue_refuses_the_tweet_and_enqueue_says_so(bounded_queue):
     try:
         for n in range(MAX_ITEMS):
             enqueue_tweet(client, "bob", f"fits {n}")
-        with pytest.raises(MemcacheError, match="NOT_STORED"):
+        with pytest.raises(MemcacheError):
             enqueue_tweet(client, "bob", "one too many")
     finally:
         client.close()

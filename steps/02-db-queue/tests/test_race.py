@@ -85,8 +85,8 @@ def test_two_workers_in_the_race_window(database_url, twitter, strategy, enqueue
     # The race really was run: both workers in the window at once, or one kept out by the lock.
     assert met == [BOTH_IN_THE_WINDOW[strategy]] * 2
     expected = 2 if strategy == "naive" else 1
-    assert claimed.count(True) == expected
-    assert posted(twitter, "one job") == expected
+    assert claimed.count(True) == expected, f"{claimed.count(True)} of the two workers claimed the one job"
+    assert posted(twitter, "one job") == expected, f"the tweet was posted {posted(twitter, 'one job')} times"
     assert [row["status"] for row in job_rows(database_url)] == ["done"]
 
 
@@ -121,9 +121,32 @@ def test_an_atomic_claim_lost_to_another_worker_takes_the_next_job_at_once(
     with ThreadPoolExecutor(2) as pool:
         claimed = list(pool.map(one_worker, range(2)))
 
-    assert claimed == [True, True]  # both found a job in one go
-    assert (posted(twitter, "first"), posted(twitter, "second")) == (1, 1)
+    assert claimed == [True, True], "the worker that lost the claim found no job while one was waiting"
+    times = (posted(twitter, "first"), posted(twitter, "second"))
+    assert times == (1, 1), f"the two tweets were posted {times[0]} and {times[1]} times"
     assert [row["status"] for row in job_rows(database_url)] == ["done", "done"]
+
+
+def test_an_atomic_claim_takes_only_the_job_it_read(database_url, enqueue):
+    """Two job workers claimed a job each and died; both leases have run out. Each claim takes
+    one of the two jobs. The claim's condition is an OR: written into the UPDATE unbracketed, as
+    `id = ? AND <ready> OR <lease ran out>`, it would claim every job whose lease ran out."""
+    from twitpic.claims import claim_atomic, claim_naive
+    from twitpic.db import Database
+
+    enqueue(database_url, ["first", "second"])
+    db = Database(database_url)
+    try:
+        long_ago = time.time() - 60
+        for _ in range(2):
+            claim_naive(db, long_ago, 1.0)  # then killed: its lease ran out 59 s ago
+        now = time.time()
+        claims = [claim_atomic(db, now, 30.0) for _ in range(3)]
+    finally:
+        db.close()
+    taken = [job and job.text.split()[0] for job in claims]
+    assert taken == ["first", "second", None], f"three claims took {taken}: each must take one job"
+    assert [row["status"] for row in job_rows(database_url)] == ["claimed", "claimed"]
 
 
 def test_a_worker_starved_of_the_global_lock_waits_on_and_never_dies(
@@ -320,8 +343,10 @@ def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered
 
     time.sleep(0.4)  # past the lease, when there is one
     worker = Worker(settings_for(database_url, twitter, "atomic", lease=lease))
+    why = ("the job of the dead job worker was not claimed again after its lease" if recovered
+           else "a claim with no lease ran out, and the job was claimed again")
     try:
-        assert worker.run_once() is recovered
+        assert worker.run_once() is recovered, why
     finally:
         worker.close()
     assert posted(twitter, "stranded?") == (1 if recovered else 0)
@@ -373,14 +398,15 @@ def test_a_failed_post_is_retried_later_then_kept_as_failed(database_url, twitte
         started = time.time()
         assert worker.run_once() is True
         [job] = job_rows(database_url)
-        assert (job["status"], job["attempts"], job["last_error"]) == ("pending", 1, "Twitter answered 503")
+        first = (job["status"], job["attempts"], job["last_error"])
+        assert first == ("pending", 1, "Twitter answered 503"), f"after 1 of 2 attempts the job is {first}"
         assert job["run_after"] >= started + 1.0  # not before the retry delay
         assert worker.run_once() is False  # too early to try again
 
         wait_until(lambda: time.time() > job["run_after"], timeout=10, what="the retry delay")
         assert worker.run_once() is True  # the second and last attempt
         [job] = job_rows(database_url)
-        assert (job["status"], job["attempts"]) == ("failed", 2)
+        assert (job["status"], job["attempts"]) == ("failed", 2), f"after its last attempt: {job['status']}"
 
         twitter.set_mode("up")
         assert worker.run_once() is False  # failed jobs stay for inspection, not retried forever

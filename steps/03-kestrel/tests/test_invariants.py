@@ -56,7 +56,8 @@ def test_no_tweet_is_lost_during_an_outage(site, twitter, photo, drain_seconds):
 
     # The tweets pile up in the queue (one may be open, being tried); none reaches Twitter.
     waiting = site.queue_stats()
-    assert waiting["items"] + waiting["open_transactions"] == len(bodies)
+    in_the_queue = waiting["items"] + waiting["open_transactions"]
+    assert in_the_queue == len(bodies), f"{len(bodies)} tweets made, {in_the_queue} items in the queue"
     assert twitter.ledger() == []
 
     twitter.set_mode("up")

@@ -214,7 +214,8 @@ def test_a_worker_that_dies_after_recording_is_not_posted_again(tmp_path, twitte
         assert second.run_once() is True  # delivered again...
     finally:
         second.close()
-    assert len(twitter.tweets_starting_with(["once only"])["once only"]) == 1  # ...and not posted again
+    times = len(twitter.tweets_starting_with(["once only"])["once only"])
+    assert times == 1, f"the tweet delivered twice was posted {times} times"  # ...and not posted again
     assert len(recorded(tmp_path)) == 1
 
 

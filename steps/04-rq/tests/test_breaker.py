@@ -6,6 +6,8 @@ import redis
 
 from lab.runtime.redis_server import RedisServer
 
+HALF_OPEN = "after the cool-down, the first call must be the trial (half-open)"
+
 
 @pytest.fixture(scope="module")
 def connection(tmp_path_factory):
@@ -24,7 +26,7 @@ def test_after_the_cool_down_one_trial_call_tests_twitter_while_the_others_wait(
         breaker.check()
     connection.delete(breaker.open_key)  # as Redis does when the cool-down is over
 
-    assert breaker.check() is True  # half-open: this call is the trial...
+    assert breaker.check() is True, HALF_OPEN  # this call is the trial...
     assert breaker.is_open()  # ...and every other call is held back while it runs
     with pytest.raises(CircuitOpen, match="trial"):
         breaker.check()
@@ -36,7 +38,7 @@ def test_after_the_cool_down_one_trial_call_tests_twitter_while_the_others_wait(
     assert 0 < breaker.seconds_left() <= 5
 
     connection.delete(breaker.open_key)
-    assert breaker.check() is True
+    assert breaker.check() is True, HALF_OPEN
     breaker.record_success(trial=True)  # the trial worked: closed, every call goes ahead
     assert breaker.check() is False
     assert breaker.check() is False
@@ -56,9 +58,9 @@ def test_a_late_success_while_the_breaker_is_open_does_not_skip_the_trial(connec
     with pytest.raises(CircuitOpen, match="open"):
         breaker.check()
     connection.delete(breaker.open_key)  # the cool-down is over
-    assert breaker.check() is True  # one trial...
+    assert breaker.check() is True, "a late success closed the breaker: only the trial's answer may"
     with pytest.raises(CircuitOpen, match="trial"):
-        breaker.check()  # ...while the others wait
+        breaker.check()  # while the others wait
 
 
 def test_how_long_a_job_waits_for_the_breaker(connection):
@@ -71,7 +73,7 @@ def test_how_long_a_job_waits_for_the_breaker(connection):
     breaker.record_failure(trial=False)
     assert 19 < breaker.seconds_left() <= 20
     connection.delete(breaker.open_key)
-    assert breaker.check() is True
+    assert breaker.check() is True, HALF_OPEN
     assert breaker.seconds_left() == 5
     breaker.redis.pexpire(breaker.trial_key, 3000)
     assert 2 < breaker.seconds_left() <= 3

@@ -88,7 +88,8 @@ def test_a_comments_job_is_named_after_the_comment(site, twitter, photo, drain_s
     response = site.comment(photo, "named after me")
     tweet_id = "comment-" + response.headers["Location"].rsplit("#comment-", 1)[1]
     job = site.queue().fetch_job(job_id_for(tweet_id))
-    assert job is not None and job.args[0] == tweet_id
+    assert job is not None, f"no job named {job_id_for(tweet_id)!r}: a job is named after its tweet"
+    assert job.args[0] == tweet_id
     found = twitter.tweets_starting_with(["named after me"], seconds=drain_seconds, idle=site.idle)
     text = found["named after me"][0]["text"]
     with pytest.raises(DuplicateJobError):  # its finished job is kept a while: a second one is refused

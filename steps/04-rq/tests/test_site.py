@@ -68,17 +68,20 @@ def test_upload_without_a_tweet_posts_nothing(site, twitter):
     [
         (tiny_png(2), "holiday.gif", "image/png"),
         (TINY_GIF, "x.png", "image/gif"),
+        (TINY_GIF.replace(b"GIF89a", b"GIF87a", 1), "old.jpg", "image/gif"),  # the older GIF
         (JPEG_START, "a.txt", "image/jpeg"),
     ],
-    ids=["png", "gif", "jpeg"],
+    ids=["png", "gif", "gif87a", "jpeg"],
 )
 def test_the_type_comes_from_the_content_not_the_name(site, twitter, image, filename, content_type):
-    photo_id = photo_id_from(site.upload(image, filename=filename, tweet=False))
+    response = site.upload(image, filename=filename, tweet=False)
+    assert response.status_code == 303, f"an upload named {filename} answered {response.status_code}"
+    photo_id = photo_id_from(response)
 
     served = site.photo_page(photo_id)
     file = requests.get(site.url(f"/photos/{photo_id}/file"), timeout=10)
     assert served.status_code == 200
-    assert file.headers["Content-Type"] == content_type
+    assert file.headers["Content-Type"] == content_type, f"{filename} was taken for {file.headers['Content-Type']}"
     assert file.content == image
 
 
@@ -141,7 +144,7 @@ def test_the_chosen_user_is_remembered_for_the_next_form(site, twitter, photo):
 
 
 def assert_clear_error(response, status: int, message: str) -> None:
-    assert response.status_code == status
+    assert response.status_code == status, f"answered {response.status_code}, not {status}"
     assert message in response.text
     assert "Traceback" not in response.text
 

@@ -65,8 +65,8 @@ def test_a_comment_whose_tweet_cannot_be_staged_is_not_saved_either(app, monkeyp
 
     response = client.post(f"/photos/{photo}/comments", data={"user": "bob", "body": "hello", "tweet": "1"})
 
-    assert response.status_code == 500
-    assert rows(app, "comments") == []
+    assert response.status_code == 500, f"the tweet was not staged, and the page answered {response.status_code}"
+    assert rows(app, "comments") == [], "the comment was saved without its tweet"
     assert rows(app, "outbox") == []
 
 

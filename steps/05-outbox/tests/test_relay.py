@@ -140,7 +140,8 @@ def test_only_the_rows_of_posted_tweets_are_forgotten(outbox):
     )
     outbox.db.execute("INSERT INTO posted_tweets (tweet_id, holder, held_until) VALUES (?, 'a-run', 0)", (queued,))
 
-    assert forget_posted(outbox.db) == 1
+    forgotten = forget_posted(outbox.db)
+    assert forgotten == 1, f"{forgotten} rows forgotten: only the posted tweet's may go"
     assert outbox.rows() == sorted([queued, unsent])  # one reserved by a run, not posted yet; one unsent
 
 
