@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
-from lab.drill.report import format_value, metric_rows
+from lab.drill.report import NOT_APPLICABLE, format_value, metric_rows
 from lab.runtime.process import LOCALHOST, ManagedProcess, free_port, wait_until
 from lab.runtime.stages import Stage
 from lab.runtime.up import stage_environment, start_stage, stop_all
@@ -366,19 +366,21 @@ RESULTS_TABLE = """
 def table_of_figures(panels: dict) -> dict[str, dict[str, str]]:
     """What each stage's panel counted, in the words and format of the drill's table (report.py)."""
     def number(value: str):
-        return None if value == "" else float(value)
+        return None if value == "" else value if value == NOT_APPLICABLE else float(value)
 
     table = {}
     for stage, panel in panels.items():
         figures = {key: number(value) for key, value in panel["figures"].items()}
-        availability, drain = figures["availability_during_outage"], figures["drain_seconds"]
+        availability, drain, peak = (figures[key] for key in ("availability_during_outage", "drain_seconds",
+                                                                 "peak_backlog"))
         table[stage] = {
             "availability during outage": format_value(
                 "availability_during_outage", None if availability is None else round(availability, 4)),
             "errors and timeouts": str(int(figures["errors"])),
             "tweets on Twitter": str(int(figures["tweets"])),
-            "peak backlog": str(int(figures["peak_backlog"])),
-            "drain time (s)": format_value("drain_seconds", None if drain is None else round(drain, 2)),
+            "peak backlog": NOT_APPLICABLE if peak == NOT_APPLICABLE else str(int(peak)),
+            "drain time (s)": NOT_APPLICABLE if drain == NOT_APPLICABLE else format_value(
+                "drain_seconds", None if drain is None else round(drain, 2)),
         }
     return table
 

@@ -104,9 +104,10 @@ def test_summary_rows_are_formatted_for_people():
     assert naive["comment_p50_ms_outage"] == "-"  # None: nothing answered
     assert naive["availability_during_outage"] == "12 %"
     assert naive["errors"] == "230"
-    assert naive["drain_seconds"] == "1.2"
+    assert (naive["peak_backlog"], naive["drain_seconds"]) == ("n/a", "n/a")  # no queue: nothing to drain
     rq = dict(zip(["stage"] + [key for key, _ in report.SUMMARY_COLUMNS], rows[1], strict=False))
     assert rq["availability_during_outage"] == "100 %"
+    assert rq["peak_backlog"] == "17"
     assert rq["drain_seconds"] == "-"
 
 
@@ -121,7 +122,7 @@ def test_the_markdown_table_has_a_row_per_metric_and_a_column_per_stage():
     assert by_metric["availability during outage"] == ["12 %", "100 %"]
     assert by_metric["comment p50 outage (ms)"] == ["-", "11"]
     assert by_metric["tweets lost"] == ["9", "0"]
-    assert by_metric["drain time (s)"] == ["1.2", "-"]
+    assert by_metric["drain time (s)"] == ["n/a", "-"]  # stage 01 has no queue to drain
 
 
 def test_the_charts_are_real_pngs(tmp_path):

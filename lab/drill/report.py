@@ -46,12 +46,17 @@ SUMMARY_COLUMNS: list[tuple[str, str]] = [
 ]
 
 MISSING = "-"  # a value the run could not measure (no comment answered, never drained, ...)
+NOT_APPLICABLE = "n/a"
+# Figures that mean nothing for a stage: stage 01 has no queue, so no backlog to peak or drain (its
+# backlog chart counts the calls held at Twitter instead). The replay (drill-viewer.js) says the same.
+DOES_NOT_APPLY = {"01-naive": ("peak_backlog", "drain_seconds")}
 
 # The page's guide to the charts. It states no number: the numbers live in the table.
 HOW_TO_READ = (
     "**How to read this.** In the table, each row is one measure and each column one stage; "
     "a dash means there was nothing to measure (no comment answered in that phase, or the "
-    "backlog never drained). Drain time runs from the end of the outage until the last tweet "
+    "backlog never drained), and n/a that the figure does not apply (the first stage has no queue). "
+    "Drain time runs from the end of the outage until the last tweet "
     "asked for was on Twitter (for a stage that lost some, until its backlog emptied). "
     "In the latency chart, every dot is one request, placed at the "
     "moment it started and as high as it took to answer, on a log scale; grey dots are page "
@@ -87,12 +92,17 @@ def format_value(key: str, value) -> str:
     return str(value)
 
 
+def shown_value(stage: str, key: str, value) -> str:
+    """A stage's summary value as the table shows it: n/a where the figure does not apply."""
+    return NOT_APPLICABLE if key in DOES_NOT_APPLY.get(stage, ()) else format_value(key, value)
+
+
 def summary_rows(results: dict) -> list[list[str]]:
     """One row per stage: the stage's name, then one formatted value per `SUMMARY_COLUMNS` entry."""
     rows = []
     for stage, measured in results["stages"].items():
         summary = measured.get("summary", {})
-        rows.append([stage] + [format_value(key, summary.get(key)) for key, _ in SUMMARY_COLUMNS])
+        rows.append([stage] + [shown_value(stage, key, summary.get(key)) for key, _ in SUMMARY_COLUMNS])
     return rows
 
 

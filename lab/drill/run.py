@@ -80,11 +80,12 @@ def run_drill(
                 outcome = run_stage(stage, scenario, scale, watchers, console, refuse_duplicates)
                 verdicts_of_runs.append(outcome["verdict"])
                 s = outcome["summary"]
+                peak = report.shown_value(stage.name, "peak_backlog", s["peak_backlog"])
                 console.print(
                     f"{stage.name}{f' run {run}' if runs > 1 else ''}: availability during the outage "
                     f"{s['availability_during_outage']}, tweets expected {s['tweets_expected']}, lost "
                     f"{s['tweets_lost']}, duplicated {s['tweets_duplicated']}, repeats refused "
-                    f"{s['repeats_refused']}, peak backlog {s['peak_backlog']}"
+                    f"{s['repeats_refused']}, peak backlog {peak}"
                 )
                 for promise, entry in outcome["verdict"]["promises"].items():
                     console.print(f"  {promise}: {verdicts.describe(entry, stage.name, promise)}")

@@ -269,6 +269,10 @@
     ["drain_seconds", "drain time", function (v) { return v === null ? "-" : (Math.round(v * 100) / 100).toFixed(1) + " s"; }],
   ];
 
+  // Figures that mean nothing for a stage, as the drill's table says (report.py's DOES_NOT_APPLY):
+  // stage 01 has no queue, so no backlog to peak or drain.
+  var DOES_NOT_APPLY = { "01-naive": ["backlog", "peak_backlog", "drain_seconds"] };
+
   // -- one viewer -------------------------------------------------------------------------------
 
   function Viewer(root) {
@@ -401,9 +405,10 @@
       drawSlots(panel.jobs, figures.jobs);
       FIGURES.forEach(function (figure) {
         var value = figures[figure[0]], cell = panel.figures[figure[0]];
+        var applies = !(DOES_NOT_APPLY[name] || []).includes(figure[0]);
         cell.hidden = cell.previousSibling.hidden = figure[0] === "listen" && !stage.listen;
-        cell.textContent = started ? figure[2](value) : "-";
-        cell.setAttribute("data-value", value === null ? "" : String(value));
+        cell.textContent = !started ? "-" : applies ? figure[2](value) : "n/a";
+        cell.setAttribute("data-value", !applies ? "n/a" : value === null ? "" : String(value));
       });
     });
     if (!this.live) {
