@@ -28,6 +28,15 @@
   var STATES = { i: "idle", b: "serving a page", t: "waiting on Twitter", h: "held back (backing off, breaker open, restarting)" };
   var LATENCY_MIN = 0.001, LATENCY_MAX = 10; // seconds, the log axis's ends
   var SPEEDS = [1, 2, 5, 10, 20];
+  // The replay starts at the fastest speed that still lasts this long: a quick run's story is five
+  // times shorter, and at a full run's speed it would be over in four seconds.
+  var REPLAY_SECONDS = 15;
+
+  function defaultSpeed(span) {
+    var chosen = SPEEDS[0];
+    SPEEDS.forEach(function (s) { if (span / s >= REPLAY_SECONDS) chosen = s; });
+    return chosen;
+  }
 
   // -- what the samples say at a moment: the same counting as lab/drill/stage_run.py ----------
 
@@ -296,6 +305,7 @@
       : "Replay of the run above: " + run.description + "." + scale + " The stages ran one after another; " +
         "here they play side by side, each at the same second of its own load."));
     if (!this.live) {
+      this.speed = defaultSpeed(this.span());
       var controls = el("div", { class: "dv-controls" });
       this.playButton = el("button", { type: "button", class: "dv-play" }, "Play");
       this.playButton.addEventListener("click", function () { self.toggle(); });
@@ -359,7 +369,10 @@
     section.appendChild(backlog);
     var web = el("div", { class: "dv-slots", "data-kind": "web" });
     var jobs = el("div", { class: "dv-slots", "data-kind": "jobs" });
-    section.appendChild(el("div", { class: "dv-caption" }, "web workers"));
+    // Stage 01's slots turn idle during the outage while nothing answers: gunicorn's timeout at work.
+    section.appendChild(el("div", { class: "dv-caption" }, name.indexOf("01-naive") >= 0
+      ? "web workers: gunicorn replaces one stuck on Twitter for 30 s with a new, idle one, until the next comment holds it"
+      : "web workers"));
     section.appendChild(web);
     section.appendChild(el("div", { class: "dv-caption" }, "job workers"));
     section.appendChild(jobs);
