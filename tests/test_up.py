@@ -7,15 +7,18 @@ import sys
 import pytest
 import requests
 
-from lab.runtime.process import ManagedProcess, free_port, port_answers
+from lab.runtime.process import ManagedProcess, free_port, port_answers, wait_until
 from lab.testing.site_client import SiteClient
 
 
 @pytest.mark.parametrize(
-    "stop_signal, exit_code, started_by_a_script",
-    [(signal.SIGINT, 0, False), (signal.SIGTERM, 143, False), (signal.SIGINT, 0, True)],
-    ids=["ctrl-c", "kill", "ctrl-c-after-a-script-ignored-it"])
-def test_up_serves_a_stage_and_a_signal_stops_everything(tmp_path, stop_signal, exit_code, started_by_a_script):
+    "stop_signal, exit_code, started_by_a_script, twice",
+    [(signal.SIGINT, 0, False, False), (signal.SIGTERM, 143, False, False), (signal.SIGINT, 0, True, False),
+     (signal.SIGINT, 0, False, True)],
+    ids=["ctrl-c", "kill", "ctrl-c-after-a-script-ignored-it", "ctrl-c-twice"])
+def test_up_serves_a_stage_and_a_signal_stops_everything(
+    tmp_path, stop_signal, exit_code, started_by_a_script, twice,
+):
     web, api, control = free_port(), free_port(), free_port()
     site = SiteClient(f"http://127.0.0.1:{web}")
 
@@ -42,8 +45,12 @@ def test_up_serves_a_stage_and_a_signal_stops_everything(tmp_path, stop_signal, 
         assert f"http://127.0.0.1:{control}/" in printed
 
         up.signal(stop_signal)
+        if twice:  # an impatient second Ctrl-C while it stops: it goes on stopping, with no traceback
+            wait_until(lambda: "stopping" in up.log_text(), timeout=10, what="up stopping")
+            up.signal(stop_signal)
         up.popen.wait(timeout=30)
         assert up.returncode == exit_code
+        assert "Traceback" not in up.log_text()
     assert not any(port_answers("127.0.0.1", port) for port in (web, api, control))
     assert (tmp_path / "twitpic.sqlite3").is_file()  # the data went where it was told
 

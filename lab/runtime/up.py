@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -208,7 +209,13 @@ def run_up(stage_name: str, *, data_dir: Path | None = None, **settings) -> int:
             print(f"{process.name} exited with code {process.returncode}:\n{process.log_tail()}", flush=True)
         return 1
     except KeyboardInterrupt:
-        print("\nstopping...", flush=True)
+        print("\nstopping... (a few seconds; a second Ctrl-C changes nothing)", flush=True)
         return 0
     finally:
-        stop_all(list(by_name.values()))
+        # Interrupted half-way, the stop would leave processes running: Ctrl-C waits until it is done.
+        # (`workbook up` runs in the main thread, the one where Python handles signals.)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stop_all(list(by_name.values()))
+        finally:
+            signal.signal(signal.SIGINT, previous)
