@@ -206,12 +206,12 @@ def test_a_worker_that_dies_between_posting_and_recording(
 def test_a_worker_that_dies_after_recording_is_not_posted_again(tmp_path, twitter, private_queue):
     queue_one(private_queue)
     first = worker_for(tmp_path, twitter, private_queue)
-    assert first.run_once() is True  # posted and recorded; the item is still open, not confirmed
+    assert first.run_once() is True, "the first job worker found no item"  # posted, recorded, not confirmed
     crash(first)
 
     second = worker_for(tmp_path, twitter, private_queue)
     try:
-        assert second.run_once() is True  # delivered again...
+        assert second.run_once() is True, "the item its dead worker held open was not delivered again"
     finally:
         second.close()
     times = len(twitter.tweets_starting_with(["once only"])["once only"])
@@ -259,7 +259,7 @@ def take_turns(tmp_path, twitter, address, turns: int, max_attempts: int) -> Non
     ]
     try:
         for turn in range(turns):
-            assert workers[turn % 2].run_once() is True
+            assert workers[turn % 2].run_once() is True, f"turn {turn + 1}: the item was not there to take again"
     finally:
         for worker in workers:
             worker.close()  # confirms an item it parked

@@ -41,7 +41,7 @@ def nothing_stored(site):
 def test_upload_with_a_tweet(site, twitter, drain_seconds):
     response = site.upload(tiny_png(1), user="alice", caption="Sunset over the bay")
 
-    assert response.status_code == 303
+    assert response.status_code == 303, f"a PNG upload answered {response.status_code}"
     photo_id = photo_id_from(response)
     page = site.photo_page(photo_id)
     assert page.status_code == 200

@@ -120,7 +120,8 @@ def test_a_job_redis_lost_is_queued_again_and_a_posted_tweet_is_forgotten(outbox
 
     assert check_sent(outbox.db, outbox.queue) == (1, "")  # one lost: `waiting`
     assert outbox.unsent() == [waiting]
-    assert forget_posted(outbox.db) == 1
+    forgotten = forget_posted(outbox.db)
+    assert forgotten == 1, f"{forgotten} rows forgotten: only the posted tweet's may go"
     relay_until_done(outbox)
 
     assert outbox.queue.get_job_ids() == job_ids([waiting])

@@ -86,6 +86,7 @@ def test_a_comments_job_is_named_after_the_comment(site, twitter, photo, drain_s
     from twitpic.queue import enqueue_tweet, job_id_for
 
     response = site.comment(photo, "named after me")
+    assert response.status_code == 303, f"the comment answered {response.status_code}"
     tweet_id = "comment-" + response.headers["Location"].rsplit("#comment-", 1)[1]
     queue = site.queue()
     wait_until(lambda: queue.fetch_job(job_id_for(tweet_id)) is not None, timeout=10, what="the relay queued it")
