@@ -21,7 +21,7 @@ help:
 	@echo "make test-all    both in one run"
 	@echo "make test-fresh  make test in a fresh Debian root with no services and no network (root, debootstrap)"
 	@echo "make lint        ruff over the whole workbook (the rules are in pyproject.toml)"
-	@echo "make exercises-verify  every exercise's starter fails its check, every stage passes it"
+	@echo "make exercises-verify  every exercise's starter and wrong answers fail its check, every stage passes it"
 	@echo "make docs        serve the site on http://127.0.0.1:8001"
 	@echo "make docs-build  build the site with mkdocs build --strict"
 	@echo "make install     only create .venv and install the workbook into it (the locked versions)"
