@@ -86,7 +86,7 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
         # Wait until the stage is up and under load: its Redis, job workers and site are running.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            names = " ".join(" ".join(p.cmdline()) for p in psutil.Process(drill.pid).children(recursive=True))
+            names = " ".join(command_lines(drill.pid))
             queue_server = "redis-server" in names or "valkey-server" in names
             if "rq worker" in names and "gunicorn" in names and queue_server:
                 break
@@ -103,9 +103,29 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
 
     # pytest is a child subreaper: anything the drill left behind would now be our child.
     leftovers = [p for p in psutil.Process().children(recursive=True)
-                 if p.pid not in already_running and p.status() != psutil.STATUS_ZOMBIE]
+                 if p.pid not in already_running and running(p)]
     assert leftovers == [], [" ".join(p.cmdline()) for p in leftovers]
     assert not (tmp_path / "results.json").exists()  # an interrupted drill writes no results
+
+
+def running(process: psutil.Process) -> bool:
+    """Still there, and not a zombie waiting to be reaped."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def command_lines(pid: int) -> list[str]:
+    """The command lines of a process's descendants now. One may end while they are read (an RQ
+    work horse when its job is done), and an ended one not yet reaped has none: both are skipped."""
+    lines = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            lines.append(" ".join(child.cmdline()))
+        except psutil.NoSuchProcess:  # gone, or a zombie (psutil.ZombieProcess is one)
+            continue
+    return lines
 
 
 def signal_state(pid: int) -> str:
