@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from lab.runtime.process import ManagedProcess
+from lab.testing.plugin import living_descendants
 
 
 @pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
@@ -102,18 +103,9 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
             f"the drill did not stop at Ctrl-C (exit {drill.returncode}; {signals}):\n{said}")
 
     # pytest is a child subreaper: anything the drill left behind would now be our child.
-    leftovers = [p for p in psutil.Process().children(recursive=True)
-                 if p.pid not in already_running and running(p)]
+    leftovers = [p for p in living_descendants() if p.pid not in already_running]
     assert leftovers == [], [" ".join(p.cmdline()) for p in leftovers]
     assert not (tmp_path / "results.json").exists()  # an interrupted drill writes no results
-
-
-def running(process: psutil.Process) -> bool:
-    """Still there, and not a zombie waiting to be reaped."""
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def command_lines(pid: int) -> list[str]:

@@ -114,7 +114,8 @@ def _become_subreaper() -> None:
         pass
 
 
-def _living_descendants() -> list[psutil.Process]:
+def living_descendants() -> list[psutil.Process]:
+    """This process's descendants that still run: none gone, none a zombie waiting to be reaped."""
     living = []
     for child in psutil.Process().children(recursive=True):
         try:
@@ -164,7 +165,7 @@ def _leaked_processes(config) -> list[str]:
     workers = config.stash[_worker_pids_key]
 
     def leaked_now() -> list[psutil.Process]:
-        return [p for p in _living_descendants() if p.pid not in workers and not _below(p, workers)]
+        return [p for p in living_descendants() if p.pid not in workers and not _below(p, workers)]
 
     # A process that got SIGTERM a moment ago may still be on its way out.
     deadline = time.monotonic() + 2.0
