@@ -5,11 +5,17 @@ Importing this module also imports the job's, so that each job worker imports it
 forks a work horse per job, and not every work horse once more (RQ's "Performance Notes").
 """
 
+import math
+
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
 from . import tasks  # noqa: F401  (the job, imported before the fork)
 from .settings import settings_from_environment
 
 settings = settings_from_environment()
 QUEUES = ["tweets"]
+# --8<-- [start:sentinel]
 if settings["REDIS_SENTINELS"]:
     # RQ's Sentinel support: the job worker asks the Sentinels for the primary when it connects.
     # RQ lengthens the socket's timeout itself, past the wait for the next job.
@@ -17,10 +23,17 @@ if settings["REDIS_SENTINELS"]:
         "INSTANCES": settings["REDIS_SENTINELS"],
         "MASTER_NAME": settings["REDIS_SENTINEL_MASTER"],
         "SOCKET_TIMEOUT": settings["REDIS_TIMEOUT"],
-        "CONNECTION_KWARGS": {"socket_connect_timeout": settings["REDIS_TIMEOUT"]},
+        "CONNECTION_KWARGS": {
+            "socket_connect_timeout": settings["REDIS_TIMEOUT"],
+            # A lost primary is asked for again, about a second apart, for about REDIS_FAILOVER_WAIT
+            # seconds: a failover then ends no job worker. redis-py's Retry, on connection errors
+            # and timeouts only; each try asks the Sentinels for the primary afresh.
+            "retry": Retry(ExponentialBackoff(cap=1, base=0.1), math.ceil(settings["REDIS_FAILOVER_WAIT"])),
+        },
         "SENTINEL_KWARGS": {
             "socket_timeout": settings["REDIS_TIMEOUT"], "socket_connect_timeout": settings["REDIS_TIMEOUT"],
         },
     }
 else:
     REDIS_URL = settings["REDIS_URL"]
+# --8<-- [end:sentinel]

@@ -16,14 +16,16 @@ class SettingsError(ValueError):
     pass
 
 
-def seconds(name: str, default: float) -> float:
+def seconds(name: str, default: float, zero: bool = False) -> float:
+    """A duration from the environment; 0 only where `zero` says that it means something."""
     text = os.environ.get(name, "").strip()
     try:
         value = float(text) if text else default
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise SettingsError(f"{name} must be a positive number of seconds, got {text!r}")
+    if not (0 <= value if zero else 0 < value) or value == math.inf:
+        least = "0 or a positive" if zero else "a positive"
+        raise SettingsError(f"{name} must be {least} number of seconds, got {text!r}")
     return value
 
 
@@ -54,6 +56,10 @@ def settings_from_environment() -> dict:
         # know it by. When they are set, REDIS_URL is not used.
         "REDIS_SENTINELS": addresses("TWITPIC_REDIS_SENTINELS"),
         "REDIS_SENTINEL_MASTER": os.environ.get("TWITPIC_REDIS_SENTINEL_MASTER", "twitpic"),
+        # With Sentinels: how long a job worker keeps trying to reach the primary when it cannot,
+        # before it exits. Longer than a failover with Sentinel's default timings (a primary is
+        # down after 30 s of silence, then a replica is promoted); 0: exit at once.
+        "REDIS_FAILOVER_WAIT": seconds("TWITPIC_REDIS_FAILOVER_WAIT", 60, zero=True),
         # Only signs the cookie that remembers which demo user you picked; there are no passwords.
         "SECRET_KEY": os.environ.get("TWITPIC_SECRET_KEY", "demo-only-not-a-secret"),
         # The longest each thing a request or a job waits on may take.

@@ -53,6 +53,8 @@ def test_a_duration_that_is_not_one_is_refused(environment):
 
     with pytest.raises(SettingsError, match="TWITPIC_REDIS_TIMEOUT must be a positive number of seconds"):
         environment(TWITPIC_REDIS_TIMEOUT=-1)
+    with pytest.raises(SettingsError, match="TWITPIC_REDIS_FAILOVER_WAIT must be 0 or a positive number"):
+        environment(TWITPIC_REDIS_FAILOVER_WAIT=-1)
 
 
 @pytest.mark.parametrize("twitter_mode", ["up", "down", "duplicate", "limited"])
@@ -164,6 +166,15 @@ def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environm
 
     worker_connection = get_redis_from_config(read_config_file("twitpic.rq_config"))
     assert isinstance(worker_connection.connection_pool, SentinelConnectionPool)
+    # A primary it cannot reach is asked for again, about a second apart, for REDIS_FAILOVER_WAIT
+    # seconds (60 by default): longer than a failover, which then ends no job worker.
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    waits = Retry(ExponentialBackoff(cap=1, base=0.1), 60)
+    assert worker_connection.connection_pool.connection_kwargs["retry"] == waits
+    environment(TWITPIC_REDIS_FAILOVER_WAIT="0")  # exit at once, for the process manager to start again
+    assert rq_config().SENTINEL["CONNECTION_KWARGS"]["retry"].get_retries() == 0
 
     monkeypatch.delenv("TWITPIC_REDIS_SENTINELS")
     config = rq_config()
