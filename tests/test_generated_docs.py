@@ -30,6 +30,8 @@ def test_the_lab_of_hosts_pages_show_the_committed_run():
     assert [(r["scenario"], r["defences"], r["stage"]) for r in committed] == expected
     for name in texts:
         assert (hosts_report.IMAGES / f"{name}.png").is_file(), name
+        if name != "scale-out":  # a fault's run host by host, too
+            assert (hosts_report.IMAGES / f"{name}-hosts.png").is_file(), name
 
 
 def test_the_committed_cli_reference_is_fresh():

@@ -3,6 +3,7 @@
     workbook hosts --scenario failover --quick
     workbook hosts --scenario partition --with min-replicas
     workbook hosts --scenario all --quick          every scenario, as CI runs them
+    workbook hosts --loopback --scenario failover  every host on 127.0.0.1 (macOS)
 
 The command checks that this machine can make the lab's world, then runs itself again inside it
 (`--inside`), where it builds the hosts, runs each stage in turn, and prints a verdict per stage.
@@ -18,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lab.hosts import world
+from lab.hosts import loopback, world
 
 DEFAULT_STAGES = "04-rq,05-outbox"
 
@@ -50,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
                        help="refuse (default): the fake Twitter refuses a repeated tweet, as the real one did "
                             "and the stages count on; accept: it takes every repeat, to see raw at-least-once "
                             "delivery")
+    found.add_argument("--loopback", action="store_true",
+                       help="every host on 127.0.0.1, for machines with no network namespaces (macOS): "
+                            "only the scenarios whose faults are made to processes ("
+                            + ", ".join(loopback.SCENARIOS) + ")")
     found.add_argument("--out", type=Path, help="also write each stage's result, as JSON, into this file")
     found.add_argument("--publish", action="store_true",
                        help="maintainers: run the site's committed set (every scenario, and each again with the "
@@ -68,19 +73,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.inside and not world.inside():
         print("workbook hosts: --inside is for the command's own run inside its world", file=sys.stderr)
         return 2
+    if args.loopback:
+        return run_on_loopback(args)
     if not args.inside:
         reason = world.why_not()
         if reason:
             print(f"workbook hosts: {reason}", file=sys.stderr)
+            print("Here it can run the scenarios whose faults are made to processes, with every host on "
+                  "127.0.0.1: workbook hosts --loopback --scenario failover (or "
+                  f"{', '.join(loopback.SCENARIOS[1:])})", file=sys.stderr)
             return 2
         inner = [sys.executable, "-m", "lab.hosts.cli", "--inside", *(argv if argv is not None else sys.argv[1:])]
         return world.run_in_world(inner)
     return run_inside(args)
 
 
+def run_on_loopback(args) -> int:
+    """Every host on 127.0.0.1, in this process: the scenarios that need no network of hosts."""
+    if args.publish:
+        print("workbook hosts: the committed set runs on a network of hosts, not --loopback", file=sys.stderr)
+        return 2
+    if args.scenario != "all" and args.scenario not in loopback.SCENARIOS:
+        print(f"workbook hosts: {args.scenario} cuts a host off the network, which needs Linux network "
+              f"namespaces; --loopback runs {', '.join(loopback.SCENARIOS)}", file=sys.stderr)
+        return 2
+    left_out = [name for name in scenario_names() if name not in loopback.SCENARIOS]
+    print(f"every host on 127.0.0.1 (--loopback): partitions need a network of hosts, so "
+          f"{' and '.join(left_out)} {'are' if len(left_out) > 1 else 'is'} left out", flush=True)
+    return run_inside(args)
+
+
 def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
     """One scenario on one stage, on hosts built for it and gone after it; its result."""
     from lab.hosts import scale_out
+    from lab.hosts.loopback import LoopbackNetwork
     from lab.hosts.network import Network
     from lab.hosts.scenarios import SCENARIOS, run
     from lab.hosts.site import HostedSite, site_hosts
@@ -90,10 +116,12 @@ def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
     latency = scenario.twitter_latency_ms if scenario else scale_out.TWITTER_LATENCY_MS
     rounds = scale_out.ROUNDS if args.quick else scale_out.FULL_ROUNDS
     hosts = site_hosts(max(rounds) if name == scale_out.NAME else 2)
-    with tempfile.TemporaryDirectory(prefix="workbook-hosts-") as folder, Network(hosts) as net:
+    network = LoopbackNetwork if args.loopback else Network
+    with tempfile.TemporaryDirectory(prefix="workbook-hosts-") as folder, network(hosts) as net:
         site = HostedSite(Stage.find(stage_name), net, Path(folder), twitter_latency_ms=latency,
                           appendfsync="everysec" if "aof" in defences else "off",
                           restart="supervisor" in defences, min_replicas="min-replicas" in defences,
+                          client_retry="client-retry" in defences, noeviction="noeviction" in defences,
                           twitter_refuses_repeats=args.twitter_duplicates == "refuse")
         try:
             site.start(job_workers=scenario is not None)
@@ -102,6 +130,7 @@ def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
             site.stop()
     result["defences"] = ", ".join(sorted(defences))
     result["twitter_duplicates"] = args.twitter_duplicates
+    result["loopback"] = args.loopback  # every host on 127.0.0.1
     return result
 
 
@@ -117,7 +146,8 @@ def run_inside(args) -> int:
         plan = [(name, (DEFAULT_DEFENCES | set(on)) - set(off)) for name, on, off in report.PUBLISHED]
     else:
         defences = (DEFAULT_DEFENCES | set(args.switch_on)) - set(args.switch_off)
-        plan = [(name, defences) for name in (scenario_names() if args.scenario == "all" else [args.scenario])]
+        names = scenario_names() if args.scenario == "all" else [args.scenario]
+        plan = [(name, defences) for name in names if not args.loopback or name in loopback.SCENARIOS]
     results = []
     for name, defences in plan:
         for stage_name in args.stages.split(","):

@@ -61,6 +61,11 @@ class Host:
         """The command prefix that runs a program on this host."""
         return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--"]
 
+    def port(self, usual: int) -> int:
+        """The port this host's server listens on, given the port such a server usually takes: that
+        one, since the host's ports are its own."""
+        return usual
+
     def process(
         self,
         name: str,

@@ -31,6 +31,8 @@ from lab.hosts.redis_ha import MASTER_NAME, REDIS_PORT
 from lab.hosts.site import HostedSite
 
 COMMENT = re.compile(r"^comment (\d+) ")
+# Stage 04's web request, when Redis does not take a tweet's job (queue.py's queue_tweet).
+LOGGED_LOST = re.compile(r"tweet comment-(\d+) lost")
 CLIENT_TIMEOUT = 5.0
 QUIET = 3.0  # no new tweet for this long, and nothing queued: the run has settled
 # Where a job waits, and whether RQ (or stage 05's relay) will take it from there by itself.
@@ -54,7 +56,8 @@ class Watch:
         return self
 
     def _run(self) -> None:
-        names = {host.address: name for name, host in self.site.net.hosts.items()}
+        servers = {name: self.site.net[name] for name in ("r1", "r2")}
+        names = {(host.address, host.port(REDIS_PORT)): name for name, host in servers.items()}
         while not self._stop.wait(0.5):
             sample = [round(time.time() - self.started, 1)]
             for address in self.site.redis.sentinel_addresses:
@@ -62,12 +65,12 @@ class Watch:
                     with redis.Redis(*address, socket_timeout=0.3, socket_connect_timeout=0.3,
                                      decode_responses=True) as sentinel:
                         found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
-                    sample.append(names.get(found[0], found[0]) if found else None)
+                    sample.append(names.get((found[0], int(found[1])), found[0]) if found else None)
                 except redis.RedisError:
                     sample.append(None)
-            for name in ("r1", "r2"):
+            for host in servers.values():
                 try:
-                    with redis.Redis(self.site.net[name].address, REDIS_PORT, socket_timeout=0.3,
+                    with redis.Redis(host.address, host.port(REDIS_PORT), socket_timeout=0.3,
                                      socket_connect_timeout=0.3) as server:
                         role = server.execute_command("ROLE")[0].decode()
                         sample.append([role, Queue("tweets", connection=server).count])
@@ -97,6 +100,18 @@ def posted(site: HostedSite) -> tuple[Counter, dict[int, float]]:
 def comment_number(text: str) -> int | str:
     found = COMMENT.match(text or "")
     return int(found.group(1)) if found else text
+
+
+def logged_lost(site: HostedSite) -> set[int]:
+    """The comments whose tweets the web logged as lost: Redis refused their jobs, or did not answer.
+    The others were lost silently: a Redis server took their jobs, then lost them."""
+    web = site.processes.get("web:web")
+    comment_ids = {int(found) for found in LOGGED_LOST.findall(web[2].log_text())} if web else set()
+    if not comment_ids:
+        return set()
+    with psycopg.connect(site.database_url) as db:
+        bodies = db.execute("SELECT body FROM comments WHERE id = ANY(%s)", (sorted(comment_ids),)).fetchall()
+    return {int(body.split()[1]) for (body,) in bodies}
 
 
 def waiting(site: HostedSite) -> dict[str, set[int | str]]:

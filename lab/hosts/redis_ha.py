@@ -41,6 +41,7 @@ class RedisHA:
     data_dir: Path
     appendfsync: str = "everysec"
     min_replicas: bool = False  # min-replicas-to-write 1: no write that no replica could copy
+    maxmemory_policy: str = "noeviction"  # when full: refuse writes (or, say, allkeys-lru: delete keys)
 
     def __post_init__(self):
         self.binary = redis_server_binary()
@@ -49,21 +50,22 @@ class RedisHA:
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
-        return [(host.address, SENTINEL_PORT) for host in self.sentinel_hosts]
+        return [(host.address, host.port(SENTINEL_PORT)) for host in self.sentinel_hosts]
 
     def server_argv(self, host: Host, replica_of: Host | None) -> list[str]:
         folder = self.data_dir / host.name
         folder.mkdir(parents=True, exist_ok=True)
-        argv = redis_argv(self.binary, REDIS_PORT, folder, self.appendfsync, host=host.address)
+        argv = redis_argv(self.binary, host.port(REDIS_PORT), folder, self.appendfsync, host=host.address,
+                          maxmemory_policy=self.maxmemory_policy)
         argv += PROTECTED_MODE_OFF
         if self.min_replicas:
             argv += ["--min-replicas-to-write", "1", "--min-replicas-max-lag", str(MIN_REPLICAS_MAX_LAG)]
         if replica_of is not None:
-            argv += ["--replicaof", replica_of.address, str(REDIS_PORT)]
+            argv += ["--replicaof", replica_of.address, str(replica_of.port(REDIS_PORT))]
         return argv
 
     def start_server(self, host: Host, replica_of: Host | None = None) -> ManagedProcess:
-        server = host.process("redis", self.server_argv(host, replica_of), port=REDIS_PORT).start()
+        server = host.process("redis", self.server_argv(host, replica_of), port=host.port(REDIS_PORT)).start()
         self.servers[host.name] = server
         return server
 
@@ -77,16 +79,17 @@ class RedisHA:
     def start_sentinel(self, host: Host) -> ManagedProcess:
         config = self.data_dir / f"sentinel-{host.name}.conf"  # Sentinel writes what it learns here
         config.write_text(
-            f"port {SENTINEL_PORT}\n"
+            f"port {host.port(SENTINEL_PORT)}\n"
             f"bind {host.address}\n"
             "protected-mode no\n"
             f"dir {self.data_dir}\n"
-            f"sentinel monitor {MASTER_NAME} {self.primary.address} {REDIS_PORT} 2\n"
+            f"sentinel monitor {MASTER_NAME} {self.primary.address} {self.primary.port(REDIS_PORT)} 2\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
             f"sentinel parallel-syncs {MASTER_NAME} 1\n"
         )
-        sentinel = host.process("sentinel", [self.binary, str(config), "--sentinel"], port=SENTINEL_PORT).start()
+        sentinel = host.process("sentinel", [self.binary, str(config), "--sentinel"],
+                                port=host.port(SENTINEL_PORT)).start()
         self.sentinels.append(sentinel)
         return sentinel
 
@@ -103,7 +106,7 @@ class RedisHA:
     def replica_online(self) -> bool:
         """Has the replica copied the primary, and does it keep up (the primary says)?"""
         try:
-            with redis.Redis(self.primary.address, REDIS_PORT, socket_timeout=1) as server:
+            with redis.Redis(self.primary.address, self.primary.port(REDIS_PORT), socket_timeout=1) as server:
                 replication = server.info("replication")
         except redis.RedisError:
             return False

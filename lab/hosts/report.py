@@ -33,8 +33,10 @@ STAGES = ("04-rq", "05-outbox")
 # The committed set: (scenario, defences switched on, defences switched off), each on both stages.
 PUBLISHED = [
     *[(name, (), ()) for name in SCENARIOS],
-    ("failover", (), ("supervisor",)),
+    ("failover", (), ("client-retry",)),
+    ("failover", (), ("client-retry", "supervisor")),
     ("partition", ("min-replicas",), ()),
+    ("memory-full", (), ("noeviction",)),
     ("restart", (), ("aof",)),
     (scale_out.NAME, (), ()),
 ]
@@ -86,6 +88,8 @@ ROWS = [
     ("comments sent", lambda r: str(r["comments"])),
     ("accepted by the site", lambda r: str(r["accepted"])),
     ("**lost** (accepted, no tweet, no job anywhere)", lambda r: f"**{len(r['lost'])}**"),
+    ("of them, logged as lost by the web request (Redis refused it, or did not answer)",
+     lambda r: str(len(r["lost_logged"])) if "lost_logged" in r else "-"),
     ("duplicated (tweeted twice)", lambda r: str(len(r["duplicated"]))),
     ("repeats Twitter refused", lambda r: str(r["repeats_refused"])),
     ("held (no tweet yet; RQ or the relay will run it)", lambda r: str(comments_in(r["held"]))),
@@ -113,7 +117,7 @@ def scale_out_table(runs: list[dict]) -> list[str]:
     lines = ["| job worker hosts | " + " | ".join(f"`{r['stage']}` drain (s) | `{r['stage']}` tweets/s"
                                                   for r in runs) + " |",
              "|--:|" + "--:|--:|" * len(runs)]
-    for index, hosts in enumerate(scale_out.ROUNDS):
+    for index, hosts in enumerate(r["hosts"] for r in runs[0]["rounds"]):  # a quick run has fewer
         cells = []
         for result in runs:
             found = result["rounds"][index]
@@ -161,7 +165,11 @@ def page_text(results: list[dict]) -> str:
         scenario = SCENARIOS[name]
         lines += [f"## {name}", "", scenario.description[0].upper() + scenario.description[1:] + ".", "",
                   *scenario_table(runs), "",
-                  f"![Each comment's wait for its tweet, by when it was made]({IMAGES.name}/{name}.png)", ""]
+                  f"![Each comment's wait for its tweet, by when it was made]({IMAGES.name}/{name}.png)", "",
+                  "Host by host, with the defences the stages ship: which server each Sentinel named the primary, "
+                  "each Redis server's role and the jobs queued on it, twice a second, and the tweets Twitter "
+                  "received each second.", "",
+                  f"![What each host saw, twice a second]({IMAGES.name}/{name}-hosts.png)", ""]
     lines += ["The run's whole record, with the ids of every comment and what the lab saw twice a second: "
               f"[hosts.json]({RESULTS.name}).", ""]
     return "\n".join(lines)
@@ -183,5 +191,5 @@ def publish(results: list[dict]) -> list[Path]:
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     IMAGES.mkdir(exist_ok=True)
     for name, runs in ordered(results).items():
-        plots.plot(name, runs, IMAGES / f"{name}.png")
+        plots.plot(name, runs, IMAGES)
     return write_from_committed_results()

@@ -4,7 +4,8 @@ Every comment is numbered (`comment 17`). At the end the lab reconciles what the
 what the fake Twitter posted, and what Redis and the database still hold (reconcile.py), and
 says what broke (verdicts.py). Of the comments the site accepted (303):
 
-- lost: no tweet, and its job is nowhere: nothing will ever post it;
+- lost: no tweet, and its job is nowhere: nothing will ever post it; "logged" if the web request
+  knew (Redis refused the job, or did not answer), silently if a Redis server took it, then lost it;
 - duplicated: tweeted more than once (a repeat Twitter refused is counted apart);
 - held: no tweet yet, but its job waits where RQ or the relay will pick it up by itself: queued,
   in RQ's intermediate queue (taken by a job worker that died), started (RQ calls it abandoned a
@@ -33,9 +34,10 @@ from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from lab.hosts.reconcile import Watch, comment_number, posted, reconcile, settled, waiting
+from lab.hosts.reconcile import Watch, comment_number, logged_lost, posted, reconcile, settled, waiting
 from lab.hosts.site import TWITTER_PORT, HostedSite
 from lab.runtime.process import wait_until
+from lab.runtime.redis_server import MAXMEMORY
 from lab.testing.site_client import SiteClient
 
 CLIENT_TIMEOUT = 5.0
@@ -59,6 +61,7 @@ class Scenario:
     quick: Phases
     comments_per_second: float = 10.0
     twitter_latency_ms: str = "20-40"
+    prepare: Callable[[HostedSite], None] | None = None  # sets the fault's stage, before it starts
 
 
 # -- faults -----------------------------------------------------------------------------------------
@@ -81,6 +84,31 @@ def partition_web_with_the_primary(site: HostedSite) -> None:
 def restart_the_primary(site: HostedSite) -> None:
     """kill -9 the primary, and start it again at once on its own files: too fast for Sentinel."""
     site.redis.restart_server(site.net["r1"])
+
+
+MEMORY_HEADROOM = 64 * 1024  # bytes: room for about 50 jobs (each takes some 1.3 KB here)
+# Long enough for a backlog (some 200 jobs) larger than the room and the finished jobs RQ keeps
+# for a while, which a Redis that evicts keys would delete first: as in a long outage.
+MEMORY_FULL_SECONDS = 20.0
+
+
+def stop_the_job_workers(site: HostedSite) -> None:
+    site.stop_job_workers()  # their hosts are down
+
+
+def fill_the_primary(site: HostedSite) -> None:
+    """While no job worker runs, the primary has room for only MEMORY_HEADROOM bytes more than it
+    holds (its maxmemory, set for the fault), for MEMORY_FULL_SECONDS: the jobs of the comments made
+    meanwhile fill it. Then the room and the job workers come back."""
+    with site.primary() as server:
+        memory = server.info("memory")
+        # What maxmemory counts: not the buffers for the replica and the append-only file.
+        held = memory["used_memory"] - memory["mem_not_counted_for_evict"]
+        server.config_set("maxmemory", held + MEMORY_HEADROOM)
+    time.sleep(MEMORY_FULL_SECONDS)
+    with site.primary() as server:
+        server.config_set("maxmemory", MAXMEMORY)
+    site.start_job_workers(site.worker_hosts)
 
 
 def busy_job_worker(site: HostedSite, host: str) -> str | None:
@@ -118,17 +146,24 @@ def pause_a_job_worker(site: HostedSite) -> int:
     """Every process on w1 stopped (SIGSTOP) while its job waits on Twitter's answer, until the
     job's time limit has passed and five seconds more; then let go (SIGCONT), as after a long GC
     pause or a frozen VM. Twitter has the tweet; the job worker does not know it yet."""
-    host, twitter = site.net["w1"], site.net["tw"].address
+    host, twitter = site.net["w1"], site.net["tw"]
+    port = twitter.port(TWITTER_PORT)
     found: list[str | None] = []
 
-    def job_calling_twitter() -> bool:
-        # The job's id is read before the freeze: a process still holding a connection to Twitter
-        # after its job ended would otherwise leave a frozen worker with no job to find.
-        found.append(busy_job_worker(site, "w1") if host.calling(twitter, TWITTER_PORT) else None)
+    def frozen_mid_call() -> bool:
+        # Freeze w1 the moment a process on it calls Twitter, then look again: the call is still
+        # open only if its answer has not been read (the job closes it once it has), so the job
+        # has not marked the tweet posted. A call that ended meanwhile, or a connection with no
+        # job behind it, lets w1 go, to wait for the next call.
+        if not host.calling(twitter.address, port):
+            return False
+        site.net.pause("w1")
+        found.append(busy_job_worker(site, "w1") if host.calling(twitter.address, port) else None)
+        if found[-1] is None:
+            site.net.resume("w1")
         return found[-1] is not None
 
-    wait_until(job_calling_twitter, timeout=30, interval=0.005, what="a job on w1 waits on Twitter")
-    site.net.pause("w1")
+    wait_until(frozen_mid_call, timeout=30, interval=0.005, what="w1 frozen while its job waits on Twitter")
     with site.primary() as connection:
         job = Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
     time.sleep(job.timeout + 5)
@@ -145,6 +180,10 @@ SCENARIOS = {
         Scenario("partition", f"the web host and the Redis primary are cut off from the job workers' hosts and "
                               f"the replica for {PARTITION_SECONDS:g} s; the majority promotes the replica",
                  partition_web_with_the_primary, full=Phases(10, 20, 240), quick=Phases(3, 8, 30)),
+        # A short start, in a full run too: few finished jobs are kept when the backlog begins.
+        Scenario("memory-full", f"no job worker runs for {MEMORY_FULL_SECONDS:g} s while the Redis primary has "
+                                f"room for only {MEMORY_HEADROOM // 1024} KB more: the queued jobs fill it",
+                 fill_the_primary, full=Phases(3, 20, 240), quick=Phases(3, 8, 30), prepare=stop_the_job_workers),
         # Twitter takes 1-2 s, as in the case study: two job workers fall behind, and a backlog
         # waits in the queue when the primary restarts.
         Scenario("restart", "the Redis primary is killed and started again at once, on its own files, "
@@ -216,6 +255,8 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     watch = Watch(site, started).start()
     time.sleep(phases.before)
     say(f"{site.stage.name}: {scenario.description}")
+    if scenario.prepare:
+        scenario.prepare(site)
     fault_at = time.time()
     in_hand = scenario.fault(site)
     healed_at = time.time()
@@ -238,6 +279,7 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
         "comments": len(load.answers),
         "accepted": len(accepted),
         "lost": lost,
+        "lost_logged": sorted(set(lost) & logged_lost(site)),  # those the web request knew it lost
         "duplicated": sorted(number for number, count in counts.items() if count > 1),
         "repeats_refused": site.twitter.stats()["rejected"].get("duplicate", 0),
         "held": held,

@@ -26,7 +26,7 @@ import redis
 from rq import Worker
 
 from lab.hosts.network import Host, Network
-from lab.hosts.redis_ha import MASTER_NAME, SENTINEL_PORT, RedisHA
+from lab.hosts.redis_ha import MASTER_NAME, RedisHA
 from lab.runtime.postgres_server import PostgresServer
 from lab.runtime.process import ManagedProcess, wait_until
 from lab.runtime.stages import Stage
@@ -54,17 +54,21 @@ def site_hosts(worker_hosts: int = 2) -> dict[str, int]:
 class HostedSite:
     def __init__(self, stage: Stage, net: Network, data_dir: Path, *, time_scale: float = 1.0,
                  appendfsync: str = "everysec", restart: bool = True, min_replicas: bool = False,
+                 client_retry: bool = True, noeviction: bool = True,
                  twitter_latency_ms: str = TWITTER_LATENCY_MS, twitter_refuses_repeats: bool = True):
         self.stage, self.net, self.data_dir, self.time_scale = stage, net, Path(data_dir), time_scale
         self.restart = restart  # as systemd's Restart=always would: start an exited job worker again
+        self.client_retry = client_retry  # a job worker waits out a failover (the stage's default)
         self.twitter_latency_ms = twitter_latency_ms
         self.twitter_refuses_repeats = twitter_refuses_repeats  # as the real one did: the stages count on it
         self.exits: Counter = Counter()  # host:line -> how many times it exited
         self._supervising = threading.Event()
         self._processes_change = threading.Lock()  # the supervisor's pass, or a change of job workers
         self.redis = RedisHA(net["r1"], net["r2"], [net[name] for name in SENTINEL_HOSTS], self.data_dir / "redis",
-                             appendfsync=appendfsync, min_replicas=min_replicas)
-        self.postgres = PostgresServer(self.data_dir / "postgres", port=POSTGRES_PORT, host=net["db"].address,
+                             appendfsync=appendfsync, min_replicas=min_replicas,
+                             maxmemory_policy="noeviction" if noeviction else "allkeys-lru")
+        self.postgres = PostgresServer(self.data_dir / "postgres", port=net["db"].port(POSTGRES_PORT),
+                                       host=net["db"].address,
                                        enter=net["db"].enter())
         self.twitter: FakeTwitter | None = None
         self.processes: dict[str, tuple[Host, str, ManagedProcess]] = {}  # host:line -> ...
@@ -75,30 +79,34 @@ class HostedSite:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.net['web'].address}:{WEB_PORT}"
+        return f"http://{self.net['web'].address}:{self.net['web'].port(WEB_PORT)}"
 
     @property
     def database_url(self) -> str:
-        return f"postgresql://postgres@{self.net['db'].address}:{POSTGRES_PORT}/twitpic"
+        return f"postgresql://postgres@{self.net['db'].address}:{self.net['db'].port(POSTGRES_PORT)}/twitpic"
+
+    def twitter_url(self, usual_port: int) -> str:
+        return f"http://{self.net['tw'].address}:{self.net['tw'].port(usual_port)}"
 
     def environment(self) -> dict[str, str]:
-        sentinels = ",".join(f"{self.net[name].address}:{SENTINEL_PORT}" for name in SENTINEL_HOSTS)
+        sentinels = ",".join(f"{address}:{port}" for address, port in self.redis.sentinel_addresses)
         return self.stage.environment({
             "WORKBOOK_TIME_SCALE": repr(self.time_scale),
             "TWITPIC_DATA_DIR": str(self.data_dir / "site"),
             "TWITPIC_DATABASE_URL": self.database_url,
-            "TWITTER_API_URL": f"http://{self.net['tw'].address}:{TWITTER_PORT}",
+            "TWITTER_API_URL": self.twitter_url(TWITTER_PORT),
             "TWITPIC_REDIS_SENTINELS": sentinels,
             "TWITPIC_REDIS_SENTINEL_MASTER": MASTER_NAME,
             "WEB_HOST": self.net["web"].address,
-            "WEB_PORT": str(WEB_PORT),
+            "WEB_PORT": str(self.net["web"].port(WEB_PORT)),
             "WEB_WORKERS": "2",
+            **({} if self.client_retry else {"TWITPIC_REDIS_FAILOVER_WAIT": "0"}),
         })
 
     def run(self, host: Host, line: str) -> ManagedProcess:
         """The stage's Procfile line `line`, started on `host`; the web once it answers."""
         command = self.stage.processes()[line]
-        ready = {"port": WEB_PORT} if line == "web" else {"ready": lambda: True}
+        ready = {"port": host.port(WEB_PORT)} if line == "web" else {"ready": lambda: True}
         process = host.process(line, ["sh", "-c", f"exec {command}"], cwd=self.stage.path,
                                env=self.environment(), **ready)
         self.processes[f"{host.name}:{line}"] = (host, line, process)
@@ -141,13 +149,13 @@ class HostedSite:
     def start(self, job_workers: bool = True) -> HostedSite:
         net = self.net
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        twitter = net["tw"].process("twitter", [
-            sys.executable, "-m", "lab", "twitter", "--host", net["tw"].address, "--port", str(TWITTER_PORT),
-            "--control-port", str(TWITTER_CONTROL_PORT), "--latency-ms", self.twitter_latency_ms,
+        tw = net["tw"]
+        twitter = tw.process("twitter", [
+            sys.executable, "-m", "lab", "twitter", "--host", tw.address, "--port", str(tw.port(TWITTER_PORT)),
+            "--control-port", str(tw.port(TWITTER_CONTROL_PORT)), "--latency-ms", self.twitter_latency_ms,
             *(["--reject-duplicates"] if self.twitter_refuses_repeats else []),
-        ], port=TWITTER_PORT).start()
-        self.twitter = FakeTwitter(f"http://{net['tw'].address}:{TWITTER_PORT}",
-                                   f"http://{net['tw'].address}:{TWITTER_CONTROL_PORT}", twitter)
+        ], port=tw.port(TWITTER_PORT)).start()
+        self.twitter = FakeTwitter(self.twitter_url(TWITTER_PORT), self.twitter_url(TWITTER_CONTROL_PORT), twitter)
         self.postgres.start()
         with psycopg.connect(self.postgres.url, autocommit=True) as admin:
             admin.execute("CREATE DATABASE twitpic")

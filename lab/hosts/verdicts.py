@@ -9,10 +9,15 @@ from collections import Counter
 # The defences a run can switch on or off (`--with`, `--without`), and those on unless told.
 DEFENCES = {
     "aof": "Redis keeps an append-only file, written to disk every second (appendfsync everysec)",
+    "client-retry": "a job worker that cannot reach the Redis primary asks the Sentinels for it again, about a "
+                    "second apart, for 60 s before it exits (the stages' TWITPIC_REDIS_FAILOVER_WAIT: redis-py's "
+                    "Retry in RQ's Sentinel settings)",
+    "noeviction": "a full Redis refuses new writes, and never deletes a key to make room (maxmemory-policy "
+                  "noeviction; without it, allkeys-lru: it deletes the keys least recently used)",
     "supervisor": "a job worker, scheduler or relay that exits is started again, as systemd's Restart=always does",
     "min-replicas": "a Redis server refuses writes while no replica has copied them (min-replicas-to-write 1)",
 }
-DEFAULT_DEFENCES = frozenset({"aof", "supervisor"})
+DEFAULT_DEFENCES = frozenset({"aof", "client-retry", "noeviction", "supervisor"})
 
 # What each stage promises under every fault here, with the defences it ships with on: none of
 # these in the verdict. Stage 04 does not promise "none lost": a comment saved while no Redis
@@ -69,8 +74,9 @@ def verdict_lines(result: dict) -> list[str]:
         by_line[key.split(":")[1]] += count  # host:line
     exits = ", ".join(f"{line} {count}" for line, count in sorted(by_line.items())) or "none"
     defences = f" [{result['defences']}]" if result.get("defences") else ""
+    logged = f" ({len(result['lost_logged'])} logged)" if result["lost"] and "lost_logged" in result else ""
     lines = [
-        f"{result['scenario']} on {result['stage']}{defences}: lost {len(result['lost'])}, "
+        f"{result['scenario']} on {result['stage']}{defences}: lost {len(result['lost'])}{logged}, "
         f"duplicated {len(result['duplicated'])}, held {held}, stranded {stranded}",
         f"  recovery {recovery}, refused {sum(result['refused'].values())} of {result['comments']}, "
         f"repeats refused {result['repeats_refused']}, exited: {exits}",

@@ -152,7 +152,8 @@ def lab_of_hosts() -> Finding:
     reason = why_not()
     if reason is None:
         return Finding("ok", "the lab of hosts (`make hosts`): this machine makes its namespaces")
-    return Finding("note", "the lab of hosts (`make hosts`, chapter 06) cannot run here (optional)", reason)
+    return Finding("note", "the lab of hosts (`make hosts`, chapter 06) cannot make its namespaces here "
+                           "(optional): `workbook hosts --loopback` runs its process faults on 127.0.0.1", reason)
 
 
 def examine(chosen_ports: Iterable[int] = PORTS) -> list[Finding]:

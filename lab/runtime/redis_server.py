@@ -79,6 +79,7 @@ MAXMEMORY = "256mb"
 
 def redis_argv(
     binary: str, port: int, data_dir: Path, appendfsync: str, host: str = LOCALHOST, maxmemory: str = MAXMEMORY,
+    maxmemory_policy: str = "noeviction",
 ) -> list[str]:
     if appendfsync not in APPENDFSYNC:
         raise ValueError(f"appendfsync is one of {', '.join(APPENDFSYNC)}, not {appendfsync!r}")
@@ -91,7 +92,7 @@ def redis_argv(
         "--save", "",  # no RDB snapshots: persistence, if any, is the AOF alone
         *aof,
         "--maxmemory", maxmemory,
-        "--maxmemory-policy", "noeviction",  # full: refuse writes, never delete a queued job
+        "--maxmemory-policy", maxmemory_policy,  # noeviction: full, it refuses writes, never deletes a queued job
         "--daemonize", "no",
         "--logfile", "",  # to stdout, which the lab captures
     ]

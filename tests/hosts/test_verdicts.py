@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
-from lab.hosts import cli, scale_out
+from lab.hosts import cli, report, scale_out, world
 from lab.hosts.reconcile import reconcile, waits_to_run
 from lab.hosts.verdicts import broken_promises, verdict_lines
 
-DEFAULTS = "aof, supervisor"
+DEFAULTS = "aof, client-retry, noeviction, supervisor"
 
 
 def result(stage="05-outbox", defences=DEFAULTS, lost=(), duplicated=(), held=None, stranded=None):
@@ -42,7 +42,8 @@ def test_a_quick_run_stops_waiting_for_jobs_rq_holds_and_a_full_run_does_not():
 
 def test_a_job_waiting_in_two_places_is_held_once():
     lines = verdict_lines(result(held={"started": [7], "outbox": [7]}))
-    assert lines[0] == "failover on 05-outbox [aof, supervisor]: lost 0, duplicated 0, held 1, stranded 0"
+    assert lines[0] == ("failover on 05-outbox [aof, client-retry, noeviction, supervisor]: "
+                        "lost 0, duplicated 0, held 1, stranded 0")
     assert "  held (started): comment 7" in lines and "  held (outbox): comment 7" in lines
 
 
@@ -65,11 +66,12 @@ def test_a_stranded_job_breaks_a_promise():
 
 
 def test_with_a_shipped_defence_switched_off_nothing_is_promised():
-    found = result(defences="aof", lost=[1, 2])  # no supervisor
+    found = result(defences="aof, client-retry, noeviction", lost=[1, 2])  # no supervisor
     assert broken_promises(found) == []
     assert verdict_lines(found)[-1] == "  promises: not checked, a defence the stage ships with is off"
     # A defence switched on beyond the shipped ones keeps the promises checked.
-    assert broken_promises(result(defences="aof, min-replicas, supervisor", lost=[1])) == ["lost 1"]
+    everything = "aof, client-retry, min-replicas, noeviction, supervisor"
+    assert broken_promises(result(defences=everything, lost=[1])) == ["lost 1"]
 
 
 def test_the_verdict_names_the_ids_of_what_broke():
@@ -99,3 +101,34 @@ def test_publishing_runs_the_committed_set_only(capsys):
 def test_only_the_command_itself_runs_inside_its_world(capsys):
     assert cli.main(["--inside"]) == 2
     assert "--inside is for the command's own run" in capsys.readouterr().err
+
+
+def test_the_results_page_shows_every_round_of_a_full_scale_out_run():
+    rounds = [{"hosts": hosts, "drain": 80 / hosts, "per_second": 4 * hosts} for hosts in scale_out.FULL_ROUNDS]
+    runs = [{"stage": stage, "rounds": rounds} for stage in ("04-rq", "05-outbox")]
+    rows = report.scale_out_table(runs)[2:]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {hosts}" for hosts in scale_out.FULL_ROUNDS]
+
+
+def test_the_verdict_says_how_many_lost_tweets_the_web_request_logged():
+    lines = verdict_lines({**result(stage="04-rq", lost=[3, 4, 5]), "lost_logged": [3]})
+    assert lines[0].startswith(f"failover on 04-rq [{DEFAULTS}]: lost 3 (1 logged), ")
+
+
+def test_without_namespaces_the_command_says_why_and_offers_the_loopback_scenarios(monkeypatch, capsys):
+    monkeypatch.setattr(world, "why_not", lambda: "the lab of hosts needs Linux network namespaces")
+    assert cli.main(["--scenario", "failover", "--quick"]) == 2
+    said = capsys.readouterr().err
+    assert "needs Linux network namespaces" in said
+    assert "workbook hosts --loopback --scenario failover (or memory-full, restart, worker-pause, scale-out)" \
+        in said
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--scenario", "partition"], "partition cuts a host off the network"),
+    (["--scenario", "worker-cut"], "worker-cut cuts a host off the network"),
+    (["--publish"], "the committed set runs on a network of hosts"),
+])
+def test_loopback_refuses_what_needs_a_network_of_hosts(argv, said, capsys):
+    assert cli.main(["--loopback", *argv]) == 2
+    assert said in capsys.readouterr().err
