@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from lab.runtime.process import ManagedProcess
-from lab.testing.plugin import living_descendants
+from lab.testing.plugin import command_lines, living_descendants
 
 
 @pytest.mark.long  # a whole drill: minutes of load, run by `make test-long`
@@ -106,18 +106,6 @@ def test_ctrl_c_in_the_middle_of_a_stage_leaves_no_process(tmp_path):
     leftovers = [p for p in living_descendants() if p.pid not in already_running]
     assert leftovers == [], [" ".join(p.cmdline()) for p in leftovers]
     assert not (tmp_path / "results.json").exists()  # an interrupted drill writes no results
-
-
-def command_lines(pid: int) -> list[str]:
-    """The command lines of a process's descendants now. One may end while they are read (an RQ
-    work horse when its job is done), and an ended one not yet reaped has none: both are skipped."""
-    lines = []
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            lines.append(" ".join(child.cmdline()))
-        except psutil.NoSuchProcess:  # gone, or a zombie (psutil.ZombieProcess is one)
-            continue
-    return lines
 
 
 def signal_state(pid: int) -> str:

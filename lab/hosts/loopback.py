@@ -10,13 +10,12 @@ out. Each host is the set of processes the lab started for it; each server takes
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import psutil
 
-from lab.hosts.network import Host, NetworkError
+from lab.hosts.network import Host, Network, NetworkError
 from lab.runtime.process import LOCALHOST, free_port
 
 # The scenarios that need no network of hosts.
@@ -50,39 +49,17 @@ class LoopbackHost(Host):
         return found
 
 
-class LoopbackNetwork:
+class LoopbackNetwork(Network):
     """Hosts that share 127.0.0.1, with the same faults as `Network` but a partition."""
 
     def __init__(self, hosts: Mapping[str, int]):
         self.hosts = {name: LoopbackHost(name, LOCALHOST) for name in hosts}
 
-    def __getitem__(self, name: str) -> LoopbackHost:
-        return self.hosts[name]
+    def start(self) -> LoopbackNetwork:
+        return self  # no bridge, no namespaces: each host is the processes started for it
 
     def partition(self, side, other) -> None:
         raise NetworkError("a partition needs a network of hosts (Linux network namespaces)")
 
-    def heal(self) -> None:
-        pass
-
-    def pause(self, name: str) -> list[int]:
-        return self.hosts[name].signal_all(signal.SIGSTOP)
-
-    def resume(self, name: str) -> list[int]:
-        return self.hosts[name].signal_all(signal.SIGCONT)
-
-    def crash(self, name: str) -> list[int]:
-        return self.hosts[name].signal_all(signal.SIGKILL)
-
     def stop(self) -> None:
-        for host in self.hosts.values():
-            host.signal_all(signal.SIGCONT)  # a paused process cannot stop
-            for managed in reversed(host.processes):
-                managed.stop()
-                managed.remove_log()
-
-    def __enter__(self) -> LoopbackNetwork:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        self.stop_processes()

@@ -183,12 +183,15 @@ class Network:
 
     # -- stopping -------------------------------------------------------------------------------
 
-    def stop(self) -> None:
+    def stop_processes(self) -> None:
         for host in self.hosts.values():
             host.signal_all(signal.SIGCONT)  # a paused process cannot stop
             for managed in reversed(host.processes):
                 managed.stop()
                 managed.remove_log()
+
+    def stop(self) -> None:
+        self.stop_processes()
         for host in self.hosts.values():
             # Deleting one end deletes both at once; a namespace's own teardown comes later, and
             # the next network's veth of the same name must not meet this one.

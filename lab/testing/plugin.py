@@ -126,6 +126,18 @@ def living_descendants() -> list[psutil.Process]:
     return living
 
 
+def command_lines(pid: int) -> list[str]:
+    """The command lines of a process's descendants now. One may end while they are read (an RQ
+    work horse when its job is done), and an ended one not yet reaped has none: both are skipped."""
+    lines = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            lines.append(" ".join(child.cmdline()))
+        except psutil.NoSuchProcess:  # gone, or a zombie (psutil.ZombieProcess is one)
+            continue
+    return lines
+
+
 def _reap_zombies() -> None:
     while True:
         try:

@@ -16,7 +16,7 @@ import pytest
 
 from lab.hosts.world import why_not
 from lab.runtime.process import ManagedProcess, wait_until
-from lab.testing.plugin import living_descendants
+from lab.testing.plugin import command_lines, living_descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("04-rq", "05-outbox")
@@ -196,13 +196,3 @@ def test_ctrl_c_on_loopback_leaves_no_process(tmp_path):
     leftovers = [p for p in living_descendants() if p.pid not in already_running]
     assert leftovers == [], [" ".join(p.cmdline()) for p in leftovers]
 
-
-def command_lines(pid: int) -> list[str]:
-    """The command lines of a process's descendants now; one that ends meanwhile is skipped."""
-    lines = []
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            lines.append(" ".join(child.cmdline()))
-        except psutil.NoSuchProcess:  # gone, or a zombie (psutil.ZombieProcess is one)
-            continue
-    return lines
