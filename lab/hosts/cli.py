@@ -106,7 +106,6 @@ def run_on_loopback(args) -> int:
 def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
     """One scenario on one stage, on hosts built for it and gone after it; its result."""
     from lab.hosts import scale_out
-    from lab.hosts.loopback import LoopbackNetwork
     from lab.hosts.network import Network
     from lab.hosts.scenarios import SCENARIOS, run
     from lab.hosts.site import HostedSite, site_hosts
@@ -116,7 +115,7 @@ def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
     latency = scenario.twitter_latency_ms if scenario else scale_out.TWITTER_LATENCY_MS
     rounds = scale_out.ROUNDS if args.quick else scale_out.FULL_ROUNDS
     hosts = site_hosts(max(rounds) if name == scale_out.NAME else 2)
-    network = LoopbackNetwork if args.loopback else Network
+    network = loopback.LoopbackNetwork if args.loopback else Network
     with tempfile.TemporaryDirectory(prefix="workbook-hosts-") as folder, network(hosts) as net:
         site = HostedSite(Stage.find(stage_name), net, Path(folder), twitter_latency_ms=latency,
                           appendfsync="everysec" if "aof" in defences else "off",

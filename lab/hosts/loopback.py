@@ -54,6 +54,7 @@ class LoopbackNetwork(Network):
 
     def __init__(self, hosts: Mapping[str, int]):
         self.hosts = {name: LoopbackHost(name, LOCALHOST) for name in hosts}
+        self.cuts = []  # never any: a partition is refused
 
     def start(self) -> LoopbackNetwork:
         return self  # no bridge, no namespaces: each host is the processes started for it
