@@ -121,7 +121,9 @@ def run_one(name: str, stage_name: str, defences: set[str], args) -> dict:
                           appendfsync="everysec" if "aof" in defences else "off",
                           restart="supervisor" in defences, min_replicas="min-replicas" in defences,
                           client_retry="client-retry" in defences, noeviction="noeviction" in defences,
-                          twitter_refuses_repeats=args.twitter_duplicates == "refuse")
+                          idempotent_record="idempotent-record" in defences,
+                          twitter_refuses_repeats=args.twitter_duplicates == "refuse",
+                          settings=scenario.settings if scenario else {})
         try:
             site.start(job_workers=scenario is not None)
             result = scale_out.run(site, args.quick) if scenario is None else run(site, scenario, args.quick)

@@ -25,7 +25,7 @@ FAULT_COLOR = "#f4a261"
 TWEETED_COLOR = "#1f77b4"
 MISSING_COLOR = "#d62728"
 DPI = 110
-SERVER_COLORS = {"r1": "#1f77b4", "r2": "#ff7f0e"}  # a Sentinel's choice, and each server's queue
+SERVER_COLORS = {"r1": "#1f77b4", "r2": "#ff7f0e", "r3": "#9467bd"}  # a Sentinel's choice, and each server's queue
 ROLE_COLORS = {"master": "#2a9d8f", "slave": "#a8dadc"}  # "slave": Redis's word in ROLE for a replica
 NO_ANSWER_COLOR = "#d62728"
 
@@ -60,13 +60,13 @@ def plot_waits(runs: list[dict], path: Path) -> None:
 
 def lanes(samples: list[list]) -> dict[str, list[tuple[float, float, str]]]:
     """Per lane, the spans of time (start, length, colour) the samples show, each half a second."""
-    names = ["Sentinel on web", "Sentinel on w1", "Sentinel on w2", "r1", "r2"]
+    names = ["Sentinel on web", "Sentinel on w1", "Sentinel on w2", *SERVER_COLORS]
     found: dict[str, list[tuple[float, float, str]]] = {name: [] for name in names}
     for sample in samples:
         t = sample[0] - 0.25
         for name, said in zip(names[:3], sample[1:4], strict=True):
             found[name].append((t, 0.5, SERVER_COLORS.get(said, NO_ANSWER_COLOR)))
-        for name, server in zip(names[3:], sample[4:6], strict=True):
+        for name, server in zip(names[3:], sample[4:], strict=True):
             found[name].append((t, 0.5, ROLE_COLORS.get(server[0], "#999999") if server else NO_ANSWER_COLOR))
     return found
 
@@ -87,7 +87,7 @@ def plot_hosts(runs: list[dict], path: Path) -> None:
         top.set_yticks([row + 0.5 for row in range(len(found))], list(reversed(found)), fontsize=7)
         top.set_title(f"{result['stage']}: {result['scenario']}", fontsize=9)
         times = [sample[0] for sample in result["watch"]]
-        for index, name in ((4, "r1"), (5, "r2")):
+        for index, name in enumerate(SERVER_COLORS, start=4):
             queued = [sample[index][1] if sample[index] else None for sample in result["watch"]]
             bottom.plot(times, queued, color=SERVER_COLORS[name], label=f"jobs queued on {name}")
         arrivals = [sent + wait for _, sent, _, wait in result["timeline"] if wait is not None]
@@ -101,8 +101,8 @@ def plot_hosts(runs: list[dict], path: Path) -> None:
         bottom.set_ylim(bottom=0)
     colors = (*SERVER_COLORS.values(), *ROLE_COLORS.values(), NO_ANSWER_COLOR)
     handles = [plt.Rectangle((0, 0), 1, 1, color=color) for color in colors]
-    panels[0][-1].legend(handles, ["names r1", "names r2", "primary", "replica", "no answer"], fontsize=6,
-                         loc="upper left", bbox_to_anchor=(1.01, 1))
+    labels = [*(f"names {name}" for name in SERVER_COLORS), "primary", "replica", "no answer"]
+    panels[0][-1].legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
     panels[1][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)

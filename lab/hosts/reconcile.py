@@ -28,7 +28,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.serializers import JSONSerializer
 
 from lab.hosts.redis_ha import MASTER_NAME, REDIS_PORT
-from lab.hosts.site import HostedSite
+from lab.hosts.site import REDIS_HOSTS, HostedSite
 
 COMMENT = re.compile(r"^comment (\d+) ")
 # Stage 04's web request, when Redis does not take a tweet's job (queue.py's queue_tweet).
@@ -56,7 +56,7 @@ class Watch:
         return self
 
     def _run(self) -> None:
-        servers = {name: self.site.net[name] for name in ("r1", "r2")}
+        servers = {name: self.site.net[name] for name in REDIS_HOSTS}
         names = {(host.address, host.port(REDIS_PORT)): name for name, host in servers.items()}
         while not self._stop.wait(0.5):
             sample = [round(time.time() - self.started, 1)]

@@ -1,5 +1,6 @@
-"""Redis (the lab's Valkey) as production runs it: a primary, a replica, and three Sentinels that
-promote the replica when the primary is gone.
+"""Redis (the lab's Valkey) as production runs it: a primary, two replicas, and three Sentinels
+that promote a replica when the primary is gone. Two, so that the new primary has a replica of its
+own, which `min-replicas-to-write` needs to take writes.
 
 The servers keep an append-only file (fsync every second) and refuse writes when full
 (`noeviction`), the settings chapter 04 asks for. Sentinel's timers are shorter than Redis's
@@ -36,7 +37,7 @@ MIN_REPLICAS_MAX_LAG = 2
 @dataclass
 class RedisHA:
     primary: Host
-    replica: Host
+    replicas: list[Host]
     sentinel_hosts: list[Host]
     data_dir: Path
     appendfsync: str = "everysec"
@@ -95,26 +96,27 @@ class RedisHA:
 
     def start(self, timeout: float = 30) -> RedisHA:
         self.start_server(self.primary)
-        self.start_server(self.replica, replica_of=self.primary)
+        for replica in self.replicas:
+            self.start_server(replica, replica_of=self.primary)
         for host in self.sentinel_hosts:
             self.start_sentinel(host)
-        wait_until(self.settled, timeout=timeout, what="every Sentinel knows the primary, the replica, the others")
-        # With min-replicas-to-write, the primary takes no write before its replica has caught up.
-        wait_until(self.replica_online, timeout=timeout, what="the replica has copied the primary")
+        wait_until(self.settled, timeout=timeout, what="every Sentinel knows the servers and the other Sentinels")
+        # With min-replicas-to-write, the primary takes no write before a replica has caught up.
+        wait_until(self.replicas_online, timeout=timeout, what="the replicas have copied the primary")
         return self
 
-    def replica_online(self) -> bool:
-        """Has the replica copied the primary, and does it keep up (the primary says)?"""
+    def replicas_online(self) -> bool:
+        """Have the replicas copied the primary, and do they keep up (the primary says)?"""
         try:
             with redis.Redis(self.primary.address, self.primary.port(REDIS_PORT), socket_timeout=1) as server:
                 replication = server.info("replication")
         except redis.RedisError:
             return False
-        replica = replication.get("slave0", {})
-        return replica.get("state") == "online" and replica.get("lag", 99) <= 1
+        found = [replication.get(f"slave{n}", {}) for n in range(len(self.replicas))]
+        return all(replica.get("state") == "online" and replica.get("lag", 99) <= 1 for replica in found)
 
     def settled(self) -> bool:
-        """Does every Sentinel see the primary up, its replica, and the other Sentinels?"""
+        """Does every Sentinel see the primary up, its replicas, and the other Sentinels?"""
         others = len(self.sentinel_hosts) - 1
         for address in self.sentinel_addresses:
             try:
@@ -122,7 +124,8 @@ class RedisHA:
                     master = sentinel.sentinel_master(MASTER_NAME)
             except redis.RedisError:
                 return False
-            if (master["num-other-sentinels"], master["num-slaves"]) != (others, 1) or master["is_odown"]:
+            if (master["num-other-sentinels"], master["num-slaves"]) != (others, len(self.replicas)) \
+                    or master["is_odown"]:
                 return False
         return True
 

@@ -38,6 +38,7 @@ PUBLISHED = [
     ("partition", ("min-replicas",), ()),
     ("memory-full", (), ("noeviction",)),
     ("restart", (), ("aof",)),
+    ("worker-cut", (), ("idempotent-record",)),
     (scale_out.NAME, (), ()),
 ]
 
@@ -143,7 +144,7 @@ def page_text(results: list[dict]) -> str:
         "# The lab of hosts: the committed run",
         "",
         "Stages 04 and 05, unchanged, on machines of their own (`workbook hosts`, "
-        "[chapter 06](../chapters/06-beyond.md#run-it-faults-on-seven-hosts)). Each scenario sends a numbered "
+        "[chapter 06](../chapters/06-beyond.md#run-it-faults-on-eight-hosts)). Each scenario sends a numbered "
         "comment at a steady rate, makes one fault, and reconciles what the site accepted with what the fake "
         "Twitter posted and what Redis and the database still hold.",
         "",
@@ -163,7 +164,7 @@ def page_text(results: list[dict]) -> str:
                       ""]
             continue
         scenario = SCENARIOS[name]
-        lines += [f"## {name}", "", scenario.description[0].upper() + scenario.description[1:] + ".", "",
+        lines += [f"## {name}", "", scenario.describe()[0].upper() + scenario.describe()[1:] + ".", "",
                   *scenario_table(runs), "",
                   f"![Each comment's wait for its tweet, by when it was made]({IMAGES.name}/{name}.png)", "",
                   "Host by host, with the defences the stages ship: which server each Sentinel named the primary, "

@@ -35,7 +35,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from lab.hosts.reconcile import Watch, comment_number, logged_lost, posted, reconcile, settled, waiting
-from lab.hosts.site import TWITTER_PORT, HostedSite
+from lab.hosts.site import REDIS_HOSTS, TWITTER_PORT, HostedSite
 from lab.runtime.process import wait_until
 from lab.runtime.redis_server import MAXMEMORY
 from lab.testing.site_client import SiteClient
@@ -48,64 +48,67 @@ class Phases:
     before: float  # seconds of load before the fault
     after: float  # seconds of load after the fault ends
     drain: float  # at most this long for the backlog to settle afterwards
+    fault: float = 10.0  # how long the fault lasts, where the scenario chooses (a partition, a full Redis)
 
 
 @dataclass
 class Scenario:
     name: str
-    description: str
-    # Makes the fault, lasts as long as it does, and heals it. Returns the comment whose job it
-    # caught in a job worker's hands, if it aimed at one.
-    fault: Callable[[HostedSite], int | None]
+    description: str  # "{seconds}": how long the fault lasts
+    # Makes the fault, lasts as long as it does (the seconds given, where it chooses), and heals it.
+    # Returns the comment whose job it caught in a job worker's hands, if it aimed at one.
+    fault: Callable[[HostedSite, float], int | None]
     full: Phases
     quick: Phases
     comments_per_second: float = 10.0
     twitter_latency_ms: str = "20-40"
     prepare: Callable[[HostedSite], None] | None = None  # sets the fault's stage, before it starts
+    settings: dict[str, str] = field(default_factory=dict)  # the stage's, where the scenario needs its own
+
+    def phases(self, quick: bool) -> Phases:
+        return self.quick if quick else self.full
+
+    def describe(self, quick: bool = False) -> str:
+        return self.description.format(seconds=f"{self.phases(quick).fault:g}")
 
 
 # -- faults -----------------------------------------------------------------------------------------
 
-PARTITION_SECONDS = 10.0
-
-
-def crash_the_primary(site: HostedSite) -> None:
+def crash_the_primary(site: HostedSite, seconds: float) -> None:
     site.net.crash("r1")
 
 
-def partition_web_with_the_primary(site: HostedSite) -> None:
-    """{web, r1} cut off from {w1, w2, r2} for PARTITION_SECONDS: the web host's Sentinel still sees
-    the old primary; the two on the job workers' hosts agree that it is down, and promote r2."""
-    site.net.partition(["web", "r1"], [host.name for host in site.worker_hosts] + ["r2"])
-    time.sleep(PARTITION_SECONDS)
+def partition_web_with_the_primary(site: HostedSite, seconds: float) -> None:
+    """{web, r1} cut off from {w1, w2, r2, r3} for `seconds`: the web host's Sentinel still
+    sees the old primary; the two on the job workers' hosts agree that it is down, and promote a
+    replica, r2 or r3."""
+    site.net.partition(["web", "r1"], [host.name for host in site.worker_hosts] + ["r2", "r3"])
+    time.sleep(seconds)
     site.net.heal()
 
 
-def restart_the_primary(site: HostedSite) -> None:
+def restart_the_primary(site: HostedSite, seconds: float) -> None:
     """kill -9 the primary, and start it again at once on its own files: too fast for Sentinel."""
     site.redis.restart_server(site.net["r1"])
 
 
 MEMORY_HEADROOM = 64 * 1024  # bytes: room for about 50 jobs (each takes some 1.3 KB here)
-# Long enough for a backlog (some 200 jobs) larger than the room and the finished jobs RQ keeps
-# for a while, which a Redis that evicts keys would delete first: as in a long outage.
-MEMORY_FULL_SECONDS = 20.0
 
 
 def stop_the_job_workers(site: HostedSite) -> None:
     site.stop_job_workers()  # their hosts are down
 
 
-def fill_the_primary(site: HostedSite) -> None:
+def fill_the_primary(site: HostedSite, seconds: float) -> None:
     """While no job worker runs, the primary has room for only MEMORY_HEADROOM bytes more than it
-    holds (its maxmemory, set for the fault), for MEMORY_FULL_SECONDS: the jobs of the comments made
-    meanwhile fill it. Then the room and the job workers come back."""
+    holds (its maxmemory, set for the fault), for `seconds`: the jobs of the comments made meanwhile
+    fill it. Then the room and the job workers come back."""
     with site.primary() as server:
         memory = server.info("memory")
-        # What maxmemory counts: not the buffers for the replica and the append-only file.
+        # What maxmemory counts: not the buffers for the replicas and the append-only file.
         held = memory["used_memory"] - memory["mem_not_counted_for_evict"]
         server.config_set("maxmemory", held + MEMORY_HEADROOM)
-    time.sleep(MEMORY_FULL_SECONDS)
+    time.sleep(seconds)
     with site.primary() as server:
         server.config_set("maxmemory", MAXMEMORY)
     site.start_job_workers(site.worker_hosts)
@@ -124,33 +127,14 @@ def busy_job_worker(site: HostedSite, host: str) -> str | None:
     return None
 
 
-def mid_job(site: HostedSite, host: str) -> Job:
-    """The job a job worker on `host` runs, once one does."""
-    found: list[str] = []
-    wait_until(lambda: found.append(busy_job_worker(site, host)) or found[-1], timeout=30, interval=0.01,
-               what=f"a job worker on {host} runs a job")
-    with site.primary() as connection:
-        return Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
-
-
-def cut_a_job_worker_off(site: HostedSite) -> int:
-    """w1 cut off from both Redis servers while it runs a job, for PARTITION_SECONDS."""
-    job = mid_job(site, "w1")
-    site.net.partition(["w1"], ["r1", "r2"])
-    time.sleep(PARTITION_SECONDS)
-    site.net.heal()
-    return comment_number(job.args[2])
-
-
-def pause_a_job_worker(site: HostedSite) -> int:
-    """Every process on w1 stopped (SIGSTOP) while its job waits on Twitter's answer, until the
-    job's time limit has passed and five seconds more; then let go (SIGCONT), as after a long GC
-    pause or a frozen VM. Twitter has the tweet; the job worker does not know it yet."""
+def frozen_mid_call(site: HostedSite) -> Job:
+    """Every process on w1 stopped (SIGSTOP) while its job waits on Twitter's answer, and left
+    stopped: the job's. Twitter has the tweet; the job does not know it yet."""
     host, twitter = site.net["w1"], site.net["tw"]
     port = twitter.port(TWITTER_PORT)
     found: list[str | None] = []
 
-    def frozen_mid_call() -> bool:
+    def frozen() -> bool:
         # Freeze w1 the moment a process on it calls Twitter, then look again: the call is still
         # open only if its answer has not been read (the job closes it once it has), so the job
         # has not marked the tweet posted. A call that ended meanwhile, or a connection with no
@@ -163,9 +147,33 @@ def pause_a_job_worker(site: HostedSite) -> int:
             site.net.resume("w1")
         return found[-1] is not None
 
-    wait_until(frozen_mid_call, timeout=30, interval=0.005, what="w1 frozen while its job waits on Twitter")
+    wait_until(frozen, timeout=30, interval=0.005, what="w1 frozen while its job waits on Twitter")
     with site.primary() as connection:
-        job = Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
+        return Job.fetch(found[-1], connection=connection, serializer=JSONSerializer)
+
+
+def cut_a_job_worker_off(site: HostedSite, seconds: float) -> int:
+    """w1 cut off from every Redis server while its job waits on Twitter's answer, for `seconds`.
+    The job then marks the tweet posted in the database, and cannot tell Redis that it is done."""
+    job = frozen_mid_call(site)
+    site.net.partition(["w1"], list(REDIS_HOSTS))
+    site.net.resume("w1")
+    time.sleep(seconds)
+    site.net.heal()
+    return comment_number(job.args[2])
+
+
+# The stages' own settings for the waits of one run of the job, shorter than their defaults, so that
+# its time limit (which they derive from these waits) is 19 s, not 36: a short freeze outlasts it.
+# The lab's hosts answer within milliseconds, and its Twitter within 200 ms.
+SHORT_WAITS = {"TWITPIC_DATABASE_TIMEOUT": "2", "TWITPIC_REDIS_TIMEOUT": "0.5",
+               "TWITPIC_TWITTER_CONNECT_TIMEOUT": "1", "TWITPIC_TWITTER_READ_TIMEOUT": "3"}
+
+
+def pause_a_job_worker(site: HostedSite, seconds: float) -> int:
+    """w1 frozen while its job waits on Twitter's answer, until the job's time limit has passed and
+    five seconds more; then let go (SIGCONT), as after a long GC pause or a frozen VM."""
+    job = frozen_mid_call(site)
     time.sleep(job.timeout + 5)
     site.net.resume("w1")
     return comment_number(job.args[2])
@@ -175,29 +183,33 @@ SCENARIOS = {
     scenario.name: scenario for scenario in [
         # A full run waits long enough for RQ to call a job whose worker died abandoned (its
         # heartbeat, a minute, then a maintenance pass) and run it again; a quick one does not.
-        Scenario("failover", "every process on the Redis primary's host is killed; Sentinel promotes the replica",
+        Scenario("failover", "every process on the Redis primary's host is killed; Sentinel promotes a replica",
                  crash_the_primary, full=Phases(10, 20, 240), quick=Phases(3, 8, 30)),
-        Scenario("partition", f"the web host and the Redis primary are cut off from the job workers' hosts and "
-                              f"the replica for {PARTITION_SECONDS:g} s; the majority promotes the replica",
+        Scenario("partition", "the web host and the Redis primary are cut off from the job workers' hosts and "
+                              "the replicas for {seconds} s; the majority promotes a replica",
                  partition_web_with_the_primary, full=Phases(10, 20, 240), quick=Phases(3, 8, 30)),
-        # A short start, in a full run too: few finished jobs are kept when the backlog begins.
-        Scenario("memory-full", f"no job worker runs for {MEMORY_FULL_SECONDS:g} s while the Redis primary has "
+        # A short start, in a full run too: few finished jobs are kept when the backlog begins. A
+        # full run fills Redis long enough for a backlog (some 200 jobs) larger than the room and
+        # the finished jobs RQ keeps for a while, which a Redis that evicts keys would delete first:
+        # as in a long outage. A quick one, long enough to fill the room.
+        Scenario("memory-full", "no job worker runs for {seconds} s while the Redis primary has "
                                 f"room for only {MEMORY_HEADROOM // 1024} KB more: the queued jobs fill it",
-                 fill_the_primary, full=Phases(3, 20, 240), quick=Phases(3, 8, 30), prepare=stop_the_job_workers),
+                 fill_the_primary, full=Phases(3, 20, 240, fault=20), quick=Phases(3, 8, 30, fault=10),
+                 prepare=stop_the_job_workers),
         # Twitter takes 1-2 s, as in the case study: two job workers fall behind, and a backlog
         # waits in the queue when the primary restarts.
         Scenario("restart", "the Redis primary is killed and started again at once, on its own files, "
                             "while a backlog waits in the queue",
-                 restart_the_primary, full=Phases(10, 20, 240), quick=Phases(4, 6, 60),
+                 restart_the_primary, full=Phases(10, 20, 240), quick=Phases(4, 3, 60),
                  comments_per_second=5, twitter_latency_ms="1000-2000"),
-        Scenario("worker-cut", f"a job worker host is cut off from both Redis servers in the middle of a job, "
-                               f"for {PARTITION_SECONDS:g} s",
+        Scenario("worker-cut", "a job worker host is cut off from every Redis server for {seconds} s, while its "
+                               "job waits on Twitter's answer",
                  cut_a_job_worker_off, full=Phases(10, 20, 240), quick=Phases(3, 8, 30),
                  comments_per_second=4, twitter_latency_ms="100-200"),
         Scenario("worker-pause", "a job worker host freezes while its job waits on Twitter's answer, "
                                  "past the job's time limit",
                  pause_a_job_worker, full=Phases(10, 20, 240), quick=Phases(3, 8, 30),
-                 comments_per_second=4, twitter_latency_ms="100-200"),
+                 comments_per_second=4, twitter_latency_ms="100-200", settings=SHORT_WAITS),
     ]
 }
 
@@ -246,7 +258,7 @@ class Comments:
 
 
 def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], None] = print) -> dict:
-    phases = scenario.quick if quick else scenario.full
+    phases = scenario.phases(quick)
     client = SiteClient(site.base_url)
     photo = client.new_photo()
     load = Comments(client, photo, interval=1 / scenario.comments_per_second)
@@ -254,11 +266,11 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     load.start()
     watch = Watch(site, started).start()
     time.sleep(phases.before)
-    say(f"{site.stage.name}: {scenario.description}")
+    say(f"{site.stage.name}: {scenario.describe(quick)}")
     if scenario.prepare:
         scenario.prepare(site)
     fault_at = time.time()
-    in_hand = scenario.fault(site)
+    in_hand = scenario.fault(site, phases.fault)
     healed_at = time.time()
     time.sleep(phases.after)
     load.stop()
@@ -296,6 +308,6 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
                       round(first[number] - load.sent_at[number], 2) if number in first else None]
                      for number in sorted(load.sent_at)],
         # Twice a second: seconds from the start, the primary as the Sentinels on web, w1 and w2
-        # name it, then r1's and r2's [role, queue length] (None: no answer).
+        # name it, then r1's, r2's and r3's [role, queue length] (None: no answer).
         "watch": samples,
     }

@@ -5,7 +5,8 @@
     w2   10.77.0.4   an RQ job worker, a Sentinel
     w3   10.77.0.5   (scale-out only) an RQ job worker, and so on up to w8
     r1   10.77.0.11  the Redis primary
-    r2   10.77.0.12  its replica
+    r2   10.77.0.12  a replica
+    r3   10.77.0.13  a replica
     db   10.77.0.20  PostgreSQL: the site's data, `posted_tweets`, stage 05's outbox
     tw   10.77.0.30  the fake Twitter
 
@@ -19,6 +20,7 @@ import re
 import sys
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -35,13 +37,21 @@ from lab.twitter.client import FakeTwitter
 
 log = logging.getLogger(__name__)
 
-HOSTS = {"web": 2, "w1": 3, "w2": 4, "r1": 11, "r2": 12, "db": 20, "tw": 30}
+HOSTS = {"web": 2, "w1": 3, "w2": 4, "r1": 11, "r2": 12, "r3": 13, "db": 20, "tw": 30}
+REDIS_HOSTS = ("r1", "r2", "r3")  # the primary first
 MOST_WORKER_HOSTS = 8  # w1-w8: 10.77.0.3-10
 SENTINEL_HOSTS = ("web", "w1", "w2")
 WEB_PORT = 8000
 POSTGRES_PORT = 5432
 TWITTER_PORT, TWITTER_CONTROL_PORT = 8081, 8082
 TWITTER_LATENCY_MS = "20-40"
+
+
+def stop_together(processes: list[ManagedProcess]) -> None:
+    """Stop these processes at the same time: an idle RQ job worker that asks Sentinel for its Redis
+    takes the whole grace to stop (see the chapter), and one after the other adds up."""
+    with ThreadPoolExecutor(max(1, len(processes))) as stopping:
+        list(stopping.map(ManagedProcess.stop, processes))
 
 
 def site_hosts(worker_hosts: int = 2) -> dict[str, int]:
@@ -54,17 +64,21 @@ def site_hosts(worker_hosts: int = 2) -> dict[str, int]:
 class HostedSite:
     def __init__(self, stage: Stage, net: Network, data_dir: Path, *, time_scale: float = 1.0,
                  appendfsync: str = "everysec", restart: bool = True, min_replicas: bool = False,
-                 client_retry: bool = True, noeviction: bool = True,
-                 twitter_latency_ms: str = TWITTER_LATENCY_MS, twitter_refuses_repeats: bool = True):
+                 client_retry: bool = True, noeviction: bool = True, idempotent_record: bool = True,
+                 twitter_latency_ms: str = TWITTER_LATENCY_MS, twitter_refuses_repeats: bool = True,
+                 settings: dict[str, str] | None = None):
         self.stage, self.net, self.data_dir, self.time_scale = stage, net, Path(data_dir), time_scale
         self.restart = restart  # as systemd's Restart=always would: start an exited job worker again
         self.client_retry = client_retry  # a job worker waits out a failover (the stage's default)
+        self.idempotent_record = idempotent_record  # posted_tweets has its key (the stage's schema)
         self.twitter_latency_ms = twitter_latency_ms
+        self.settings = settings or {}  # more of the stage's settings, as environment variables
         self.twitter_refuses_repeats = twitter_refuses_repeats  # as the real one did: the stages count on it
         self.exits: Counter = Counter()  # host:line -> how many times it exited
         self._supervising = threading.Event()
         self._processes_change = threading.Lock()  # the supervisor's pass, or a change of job workers
-        self.redis = RedisHA(net["r1"], net["r2"], [net[name] for name in SENTINEL_HOSTS], self.data_dir / "redis",
+        primary, *replicas = (net[name] for name in REDIS_HOSTS)
+        self.redis = RedisHA(primary, replicas, [net[name] for name in SENTINEL_HOSTS], self.data_dir / "redis",
                              appendfsync=appendfsync, min_replicas=min_replicas,
                              maxmemory_policy="noeviction" if noeviction else "allkeys-lru")
         self.postgres = PostgresServer(self.data_dir / "postgres", port=net["db"].port(POSTGRES_PORT),
@@ -101,6 +115,7 @@ class HostedSite:
             "WEB_PORT": str(self.net["web"].port(WEB_PORT)),
             "WEB_WORKERS": "2",
             **({} if self.client_retry else {"TWITPIC_REDIS_FAILOVER_WAIT": "0"}),
+            **self.settings,
         })
 
     def run(self, host: Host, line: str) -> ManagedProcess:
@@ -140,8 +155,7 @@ class HostedSite:
         """Stop every job worker, politely (RQ's warm shutdown: the job in hand is finished)."""
         with self._processes_change:
             stopping = [self.processes.pop(key)[2] for key in self.running("worker")]
-        for process in stopping:
-            process.stop()
+        stop_together(stopping)
 
     def running(self, line: str) -> list[str]:
         return [key for key, (_, found, _) in self.processes.items() if found == line]
@@ -165,6 +179,8 @@ class HostedSite:
         release.start()
         if release.popen.wait(timeout=60) != 0:
             raise RuntimeError(f"{self.stage.name}'s release failed:\n{release.log_tail()}")
+        if not self.idempotent_record:
+            self.drop_the_record_s_key()
         self.run(net["web"], "web")
         if "relay" in self.stage.processes():
             self.run(net["web"], "relay")
@@ -174,6 +190,13 @@ class HostedSite:
         self._supervisor = threading.Thread(target=self.supervise, daemon=True)
         self._supervisor.start()
         return self
+
+    def drop_the_record_s_key(self) -> None:
+        """The record without its key, the one thing the stage's code does not hold: a run reserves a
+        tweet by adding its row, and with no key to refuse a second row, every run of a job adds its
+        own, and posts the tweet."""
+        with psycopg.connect(self.database_url, autocommit=True) as database:
+            database.execute("ALTER TABLE posted_tweets DROP CONSTRAINT posted_tweets_pkey")
 
     def primary(self) -> redis.Redis:
         """A client of whichever server the Sentinels call the primary now."""
@@ -194,8 +217,10 @@ class HostedSite:
         self._supervising.set()
         if hasattr(self, "_supervisor"):
             self._supervisor.join()
-        for _, _, process in reversed(list(self.processes.values())):
-            process.stop()
+        stop_together([process for _, line, process in self.processes.values() if line == "worker"])
+        for _, line, process in reversed(list(self.processes.values())):
+            if line != "worker":
+                process.stop()
         self.postgres.stop()
         if self.twitter is not None:
             self.twitter.stop()

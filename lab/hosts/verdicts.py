@@ -16,8 +16,11 @@ DEFENCES = {
                   "noeviction; without it, allkeys-lru: it deletes the keys least recently used)",
     "supervisor": "a job worker, scheduler or relay that exits is started again, as systemd's Restart=always does",
     "min-replicas": "a Redis server refuses writes while no replica has copied them (min-replicas-to-write 1)",
+    "idempotent-record": "a job's run reserves its tweet in the shared database's posted_tweets, and posts "
+                         "nothing if it was posted (the stages' record; without it, the lab drops the table's "
+                         "key, and every run of a job posts)",
 }
-DEFAULT_DEFENCES = frozenset({"aof", "client-retry", "noeviction", "supervisor"})
+DEFAULT_DEFENCES = frozenset({"aof", "client-retry", "idempotent-record", "noeviction", "supervisor"})
 
 # What each stage promises under every fault here, with the defences it ships with on: none of
 # these in the verdict. Stage 04 does not promise "none lost": a comment saved while no Redis

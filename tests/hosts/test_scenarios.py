@@ -1,4 +1,4 @@
-"""`workbook hosts --scenario all --quick`: every fault on stages 04 and 05 on seven hosts, as
+"""`workbook hosts --scenario all --quick`: every fault on stages 04 and 05 on eight hosts, as
 `make hosts` runs it. The command exits non-zero when a stage breaks a promise it makes; each
 scenario's lesson is then checked in its result. One run of the set (ten minutes) serves every
 check, so they live in one test, and each failed check is named. Only orderings are asserted,
@@ -25,7 +25,7 @@ needs_namespaces = pytest.mark.skipif(why_not() is not None, reason=f"no lab of 
 
 
 def watched(result: dict, during: bool = True) -> list[list]:
-    """The watch's samples during the fault (or outside it), each [t, 3 Sentinels' primary, r1, r2]."""
+    """The watch's samples during the fault (or outside it), each [t, 3 Sentinels' primary, r1, r2, r3]."""
     start, end = result["fault"]
     return [s for s in result["watch"] if (start <= s[0] <= end) == during]
 
@@ -56,8 +56,9 @@ def partition(results: dict, printed: str) -> list[str]:
     problems = []
     for stage in STAGES:
         result = results["partition", stage]
-        # The majority promoted r2 while r1, with the web host, stayed a primary: two primaries.
-        if not [s for s in watched(result) if s[4] and s[5] and s[4][0] == s[5][0] == "master"]:
+        # The majority promoted r2 or r3 while r1, with the web host, stayed a primary: two primaries.
+        if not [s for s in watched(result) if s[4] and s[4][0] == "master"
+                and any(server and server[0] == "master" for server in s[5:])]:
             problems.append(f"partition on {stage}: no moment with two primaries")
         last = watched(result, during=False)[-1]
         if not (last[4] and last[4][0] == "slave"):
@@ -111,6 +112,11 @@ def workers(results: dict, printed: str) -> list[str]:
                 problems.append(f"{scenario} on {stage}: comment {number} tweeted {times} times, "
                                 f"lost {result['lost']}")
     for stage in STAGES:
+        # Cut off from Redis once Twitter had its tweet, the job marked it posted in the database
+        # but could not tell RQ it was done, so RQ ran it again: the record stopped that second
+        # run before it called Twitter.
+        if results["worker-cut", stage]["repeats_refused"]:
+            problems.append(f"worker-cut on {stage}: a repeat reached Twitter")
         # Frozen while Twitter had its tweet, the job ran again once its time limit and lease had
         # passed, and posted again: only Twitter's refusal of the repeat kept it to one tweet.
         if results["worker-pause", stage]["repeats_refused"] < 1:
@@ -132,7 +138,7 @@ def scale_out(results: dict, printed: str) -> list[str]:
 
 
 @needs_namespaces
-@pytest.mark.long  # two stages, seven scenarios, on seven hosts: ten minutes, `make test-long`
+@pytest.mark.long  # two stages, seven scenarios, on eight hosts: ten minutes, `make test-long`
 def test_every_fault_keeps_each_stage_s_promises_and_shows_its_lesson(tmp_path):
     out = tmp_path / "hosts.json"
     run = subprocess.run(

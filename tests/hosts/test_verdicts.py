@@ -9,7 +9,7 @@ from lab.hosts import cli, report, scale_out, world
 from lab.hosts.reconcile import reconcile, waits_to_run
 from lab.hosts.verdicts import broken_promises, verdict_lines
 
-DEFAULTS = "aof, client-retry, noeviction, supervisor"
+DEFAULTS = "aof, client-retry, idempotent-record, noeviction, supervisor"
 
 
 def result(stage="05-outbox", defences=DEFAULTS, lost=(), duplicated=(), held=None, stranded=None):
@@ -42,7 +42,7 @@ def test_a_quick_run_stops_waiting_for_jobs_rq_holds_and_a_full_run_does_not():
 
 def test_a_job_waiting_in_two_places_is_held_once():
     lines = verdict_lines(result(held={"started": [7], "outbox": [7]}))
-    assert lines[0] == ("failover on 05-outbox [aof, client-retry, noeviction, supervisor]: "
+    assert lines[0] == ("failover on 05-outbox [aof, client-retry, idempotent-record, noeviction, supervisor]: "
                         "lost 0, duplicated 0, held 1, stranded 0")
     assert "  held (started): comment 7" in lines and "  held (outbox): comment 7" in lines
 
@@ -66,11 +66,11 @@ def test_a_stranded_job_breaks_a_promise():
 
 
 def test_with_a_shipped_defence_switched_off_nothing_is_promised():
-    found = result(defences="aof, client-retry, noeviction", lost=[1, 2])  # no supervisor
+    found = result(defences="aof, client-retry, idempotent-record, noeviction", lost=[1, 2])  # no supervisor
     assert broken_promises(found) == []
     assert verdict_lines(found)[-1] == "  promises: not checked, a defence the stage ships with is off"
     # A defence switched on beyond the shipped ones keeps the promises checked.
-    everything = "aof, client-retry, min-replicas, noeviction, supervisor"
+    everything = "aof, client-retry, idempotent-record, min-replicas, noeviction, supervisor"
     assert broken_promises(result(defences=everything, lost=[1])) == ["lost 1"]
 
 
