@@ -15,7 +15,7 @@ export NO_MKDOCS_2_WARNING := 1
 
 help:
 	@echo "make drill       the outage drill: every stage while Twitter hangs, measured, into drill-results/ (about 6 min)"
-	@echo "make hosts       stages 04 and 05 on eight hosts, every fault in its quick form, a verdict each (Linux, about 14 min)"
+	@echo "make hosts       stages 04 and 05 on eight hosts, every fault in its quick form, a verdict each (Linux, about 10 min)"
 	@echo "make test        run the test suite: every stage and the lab, in parallel (a few minutes)"
 	@echo "make test-long   the long end-to-end checks: the drill's scenarios, benchmarks, the lab of hosts (CI runs both)"
 	@echo "make test-all    both in one run"

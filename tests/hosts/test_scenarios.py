@@ -1,6 +1,6 @@
 """`workbook hosts --scenario all --quick`: every fault on stages 04 and 05 on eight hosts, as
 `make hosts` runs it. The command exits non-zero when a stage breaks a promise it makes; each
-scenario's lesson is then checked in its result. One run of the set (ten minutes) serves every
+scenario's lesson is then checked in its result. One run of the set (about ten minutes) serves every
 check, so they live in one test, and each failed check is named. Only orderings are asserted,
 with wide margins. Last, two scenarios with every host on 127.0.0.1 (`--loopback`)."""
 
@@ -138,7 +138,7 @@ def scale_out(results: dict, printed: str) -> list[str]:
 
 
 @needs_namespaces
-@pytest.mark.long  # two stages, seven scenarios, on eight hosts: ten minutes, `make test-long`
+@pytest.mark.long  # two stages, seven scenarios, on eight hosts: about ten minutes, `make test-long`
 def test_every_fault_keeps_each_stage_s_promises_and_shows_its_lesson(tmp_path):
     out = tmp_path / "hosts.json"
     run = subprocess.run(
