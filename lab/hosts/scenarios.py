@@ -9,7 +9,7 @@ says what broke (verdicts.py). Of the comments the site accepted (303):
 - duplicated: tweeted more than once (a repeat Twitter refused is counted apart);
 - held: no tweet yet, but its job waits where RQ or the relay will pick it up by itself: queued,
   in RQ's intermediate queue (taken by a job worker that died), started (RQ calls it abandoned a
-  minute after its worker's last heartbeat, and runs it again), scheduled for its next try, or in
+  minute and a half after its worker's last heartbeat, and runs it again), scheduled for its next try, or in
   stage 05's outbox;
 - stranded: no tweet, and its job is in RQ's failed registry, where only a person can requeue it;
 - recovery: from the fault to the first tweet of a comment made after it;
@@ -128,8 +128,8 @@ def busy_job_worker(site: HostedSite, host: str) -> str | None:
 
 
 def frozen_mid_call(site: HostedSite) -> Job:
-    """Every process on w1 stopped (SIGSTOP) while its job waits on Twitter's answer, and left
-    stopped: the job's. Twitter has the tweet; the job does not know it yet."""
+    """Freeze every process on w1 (SIGSTOP) while its job waits on Twitter's answer; that job,
+    with w1 still frozen. Twitter has the tweet; the job does not know it yet."""
     host, twitter = site.net["w1"], site.net["tw"]
     port = twitter.port(TWITTER_PORT)
     found: list[str | None] = []
@@ -182,7 +182,8 @@ def pause_a_job_worker(site: HostedSite, seconds: float) -> int:
 SCENARIOS = {
     scenario.name: scenario for scenario in [
         # A full run waits long enough for RQ to call a job whose worker died abandoned (its
-        # heartbeat, a minute, then a maintenance pass) and run it again; a quick one does not.
+        # heartbeat, a minute and a half, then a maintenance pass) and run it again; a quick one
+        # does not.
         Scenario("failover", "every process on the Redis primary's host is killed; Sentinel promotes a replica",
                  crash_the_primary, full=Phases(10, 20, 240), quick=Phases(3, 8, 30)),
         Scenario("partition", "the web host and the Redis primary are cut off from the job workers' hosts and "
