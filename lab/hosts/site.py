@@ -82,8 +82,7 @@ class HostedSite:
                              appendfsync=appendfsync, min_replicas=min_replicas,
                              maxmemory_policy="noeviction" if noeviction else "allkeys-lru")
         self.postgres = PostgresServer(self.data_dir / "postgres", port=net["db"].port(POSTGRES_PORT),
-                                       host=net["db"].address,
-                                       enter=net["db"].enter())
+                                       host=net["db"].address, enter=net["db"].enter())
         self.twitter: FakeTwitter | None = None
         self.processes: dict[str, tuple[Host, str, ManagedProcess]] = {}  # host:line -> ...
 

@@ -194,7 +194,7 @@ def test_ctrl_c_on_loopback_leaves_no_process(tmp_path):
         wait_until(lambda: all(name in " ".join(command_lines(lab.pid))
                                for name in ("sentinel", "rq worker", "gunicorn", "twitpic.relay")),
                    timeout=120, what="the site on its hosts")
-        time.sleep(2)
+        time.sleep(2)  # in the middle of the load
         lab.signal(signal.SIGINT)
         lab.popen.wait(timeout=60)
         assert "KeyboardInterrupt" in lab.log_tail(40), lab.log_tail(40)
