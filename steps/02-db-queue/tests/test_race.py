@@ -353,6 +353,27 @@ def test_a_worker_killed_after_its_claim(database_url, twitter, lease, recovered
     assert job_rows(database_url)[0]["status"] == ("done" if recovered else "claimed")
 
 
+def test_a_claim_is_not_taken_while_its_lease_runs(database_url, twitter, enqueue):
+    """A job worker that is alive and within its lease keeps its job: another finds nothing to claim."""
+    from twitpic.claims import claim_atomic
+    from twitpic.db import Database
+    from twitpic.worker import Worker
+
+    enqueue(database_url, ["still mine"])
+    db = Database(database_url)
+    try:
+        assert claim_atomic(db, time.time(), 30.0) is not None
+    finally:
+        db.close()
+    worker = Worker(settings_for(database_url, twitter, "atomic", lease=30.0))
+    try:
+        assert worker.run_once() is False, "a claim made a moment ago, with 30 s to run, was taken"
+    finally:
+        worker.close()
+    assert posted(twitter, "still mine") == 0
+    assert job_rows(database_url)[0]["status"] == "claimed"
+
+
 def test_a_job_worker_whose_lease_ran_out_cannot_undo_what_the_next_one_did(database_url, twitter, enqueue):
     """A slow job worker's lease runs out; another job worker claims the job and posts it. The
     slow one then reports how its own try ended: a failure must not send the posted job back to
