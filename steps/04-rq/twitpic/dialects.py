@@ -54,6 +54,17 @@ class DatabaseURLError(ValueError):
     pass
 
 
+def import_driver(url: str) -> None:
+    """Import the driver of `url`'s database now. `connect` imports it when it first connects, so
+    that only the driver a site uses need be installed; in a process that forks (RQ's job worker)
+    each child would import it again, once per job."""
+    scheme = url.split(":", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        import psycopg  # noqa: F401
+    elif scheme in ("mysql", "mariadb"):
+        import pymysql  # noqa: F401
+
+
 def connect(url: str, timeout: float):
     """A DB-API connection for `sqlite:///path`, `postgresql://...` or `mysql://...`, and its dialect.
 

@@ -181,6 +181,27 @@ def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environm
     assert (config.REDIS_URL, hasattr(config, "SENTINEL")) == (settings["REDIS_URL"], False)
 
 
+@pytest.mark.parametrize("url, driver", [
+    ("postgresql://127.0.0.1:1/test", "psycopg"), ("mysql://root@127.0.0.1:1/test", "pymysql"),
+], ids=["postgresql", "mariadb"])
+def test_a_job_worker_imports_the_database_driver_before_it_forks(tmp_path, url, driver):
+    """`rq worker -c twitpic.rq_config` imports the site's database driver, so that the work horse
+    it forks for each job finds it imported; nothing connects yet (port 1 answers nothing)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import twitpic
+
+    environment = {**os.environ, "TWITPIC_DATA_DIR": str(tmp_path), "TWITPIC_DATABASE_URL": url}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys, twitpic.rq_config; print({driver!r} in sys.modules)"],
+        cwd=Path(twitpic.__file__).parent.parent, env=environment, capture_output=True, text=True, timeout=60,
+    )
+    assert result.stdout.split() == ["True"], result.stderr
+
+
 def test_a_sentinel_address_without_its_port_is_refused(environment):
     from twitpic.settings import SettingsError
 
