@@ -5,8 +5,8 @@ Of the comments the site accepted (303), with no tweet:
 
 - lost: their job is nowhere, so nothing will ever post it;
 - held: their job waits where RQ or the relay takes it by itself: queued, in RQ's intermediate
-  queue (taken by a job worker that died), started (RQ calls it abandoned a minute after its
-  worker's last heartbeat, and runs it again), scheduled for its next try, or in stage 05's outbox;
+  queue (taken by a job worker that died), started (RQ calls it abandoned a minute and a half
+  after its worker's last heartbeat, and runs it again), scheduled for its next try, or in stage 05's outbox;
 - stranded: their job is in RQ's failed registry, where only a person can requeue it.
 """
 
@@ -22,6 +22,8 @@ from datetime import datetime
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -58,20 +60,20 @@ class Watch:
     def _run(self) -> None:
         servers = {name: self.site.net[name] for name in REDIS_HOSTS}
         names = {(host.address, host.port(REDIS_PORT)): name for name, host in servers.items()}
+        # One try each: redis-py's default retries would spend seconds on a server that is gone.
+        once = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3, "retry": Retry(NoBackoff(), 0)}
         while not self._stop.wait(0.5):
             sample = [round(time.time() - self.started, 1)]
             for address in self.site.redis.sentinel_addresses:
                 try:
-                    with redis.Redis(*address, socket_timeout=0.3, socket_connect_timeout=0.3,
-                                     decode_responses=True) as sentinel:
+                    with redis.Redis(*address, decode_responses=True, **once) as sentinel:
                         found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
                     sample.append(names.get((found[0], int(found[1])), found[0]) if found else None)
                 except redis.RedisError:
                     sample.append(None)
             for host in servers.values():
                 try:
-                    with redis.Redis(host.address, host.port(REDIS_PORT), socket_timeout=0.3,
-                                     socket_connect_timeout=0.3) as server:
+                    with redis.Redis(host.address, host.port(REDIS_PORT), **once) as server:
                         role = server.execute_command("ROLE")[0].decode()
                         sample.append([role, Queue("tweets", connection=server).count])
                 except redis.RedisError:
