@@ -48,8 +48,8 @@ TWITTER_LATENCY_MS = "20-40"
 
 
 def stop_together(processes: list[ManagedProcess]) -> None:
-    """Stop these processes at the same time: an idle RQ job worker that asks Sentinel for its Redis
-    takes the whole grace to stop (see the chapter), and one after the other adds up."""
+    """Stop these processes at the same time: an RQ job worker takes a second or two to write its
+    last words and leave, and one after the other adds up (eight of them in scale-out)."""
     with ThreadPoolExecutor(max(1, len(processes))) as stopping:
         list(stopping.map(ManagedProcess.stop, processes))
 

@@ -13,6 +13,7 @@ from redis.retry import Retry
 
 from . import tasks  # noqa: F401  (the job, imported before the fork)
 from .dialects import import_driver
+from .queue import SentinelConnection
 from .settings import settings_from_environment
 
 settings = settings_from_environment()
@@ -27,6 +28,7 @@ if settings["REDIS_SENTINELS"]:
         "MASTER_NAME": settings["REDIS_SENTINEL_MASTER"],
         "SOCKET_TIMEOUT": settings["REDIS_TIMEOUT"],
         "CONNECTION_KWARGS": {
+            "connection_class": SentinelConnection,  # closes itself when a read is interrupted (queue.py)
             "socket_connect_timeout": settings["REDIS_TIMEOUT"],
             # A lost primary is asked for again, about a second apart, for about REDIS_FAILOVER_WAIT
             # seconds: a failover then ends no job worker. redis-py's Retry, on connection errors

@@ -158,6 +158,7 @@ def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environm
     client = queue.connect(settings)
     assert isinstance(client.connection_pool, SentinelConnectionPool)
     assert client.connection_pool.service_name == "twitpic"
+    assert client.connection_pool.connection_class is queue.SentinelConnection  # closes when interrupted
     config = rq_config()
     assert config.SENTINEL["INSTANCES"] == settings["REDIS_SENTINELS"]
     assert not hasattr(config, "REDIS_URL")  # RQ would use it first, and never ask the Sentinels
@@ -166,6 +167,7 @@ def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environm
 
     worker_connection = get_redis_from_config(read_config_file("twitpic.rq_config"))
     assert isinstance(worker_connection.connection_pool, SentinelConnectionPool)
+    assert worker_connection.connection_pool.connection_class is queue.SentinelConnection
     # A primary it cannot reach is asked for again, about a second apart, for REDIS_FAILOVER_WAIT
     # seconds (60 by default): longer than a failover, which then ends no job worker.
     from redis.backoff import ExponentialBackoff

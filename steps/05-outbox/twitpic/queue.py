@@ -14,7 +14,7 @@ import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry as CommandRetry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -22,6 +22,19 @@ from rq.serializers import JSONSerializer
 TWEETS = "tweets"
 JOB = "twitpic.tasks.post_tweet_job"  # the function a job worker runs, by name
 CRASH_RETRIES = 2  # runs after the first when a run crashes: its work horse killed, or out of time
+
+
+# --8<-- [start:sentinel_connection]
+class SentinelConnection(SentinelManagedConnection):
+    """redis-py's connection to the primary the Sentinels name, which closes itself when a read is
+    interrupted, as every other redis-py connection does. redis-py 8.1's keeps the reply it never
+    read (redis-py pull request 4292): the next command gets that reply, or waits behind it. An idle
+    RQ job worker, asked to stop, interrupts its wait for the next job: its last writes then wait
+    until the process manager kills it."""
+
+    def read_response(self, *args, disconnect_on_error: bool = True, **kwargs):
+        return super().read_response(*args, disconnect_on_error=disconnect_on_error, **kwargs)
+# --8<-- [end:sentinel_connection]
 
 
 def connect(settings: dict) -> redis.Redis:
@@ -36,7 +49,8 @@ def connect(settings: dict) -> redis.Redis:
     }
     if settings["REDIS_SENTINELS"]:
         sentinels = Sentinel(settings["REDIS_SENTINELS"], sentinel_kwargs=options)  # asking them, too
-        return sentinels.master_for(settings["REDIS_SENTINEL_MASTER"], **options)
+        return sentinels.master_for(settings["REDIS_SENTINEL_MASTER"], connection_class=SentinelConnection,
+                                    **options)
     return redis.Redis.from_url(settings["REDIS_URL"], **options)
 
 
