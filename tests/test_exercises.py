@@ -119,7 +119,7 @@ def test_check_fails_on_a_fresh_starter_and_names_the_failing_test(tmp_path):
     exercise_command("start", FAST, workspace=tmp_path)
     result = exercise_command("check", FAST, workspace=tmp_path)
     assert result.returncode == 1
-    assert f"{FAST} still fails: 1 of 3 tests failing:" in result.stdout
+    assert f"{FAST} still fails: 1 of 4 tests failing:" in result.stdout
     assert "tests/test_race.py::test_a_worker_killed_after_its_claim[sqlite-lease]" in result.stdout
     assert "the job of the dead job worker was not claimed again" in result.stdout  # the assertion's words
     assert "started, failing" in exercise_command("list", workspace=tmp_path).stdout
@@ -131,7 +131,7 @@ def test_check_passes_once_the_part_is_back(tmp_path):
     (tmp_path / FAST / "twitpic" / "claims.py").write_text(stage_claims.read_text())  # the solution
     result = exercise_command("check", FAST, workspace=tmp_path)
     assert result.returncode == 0, result.stdout
-    assert f"{FAST} passes: all 3 of its tests pass" in result.stdout
+    assert f"{FAST} passes: all 4 of its tests pass" in result.stdout
     assert "passing" in exercise_command("list", workspace=tmp_path).stdout
 
 
