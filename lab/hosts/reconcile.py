@@ -6,7 +6,8 @@ Of the comments the site accepted (303), with no tweet:
 - lost: their job is nowhere, so nothing will ever post it;
 - held: their job waits where RQ or the relay takes it by itself: queued, in RQ's intermediate
   queue (taken by a job worker that died), started (RQ calls it abandoned a minute and a half
-  after its worker's last heartbeat, and runs it again), scheduled for its next try, or in stage 05's outbox;
+  after its worker's last heartbeat, and runs it again), scheduled for its next try, or in stage
+  05's outbox;
 - stranded: their job is in RQ's failed registry, where only a person can requeue it.
 """
 
