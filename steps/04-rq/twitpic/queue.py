@@ -29,14 +29,24 @@ CRASH_RETRIES = 2  # runs after the first when a run crashes: its work horse kil
 
 # --8<-- [start:sentinel_connection]
 class SentinelConnection(SentinelManagedConnection):
-    """redis-py's connection to the primary the Sentinels name, which closes itself when a read is
-    interrupted, as every other redis-py connection does. redis-py 8.1's keeps the reply it never
-    read (redis-py pull request 4292): the next command gets that reply, or waits behind it. An idle
-    RQ job worker, asked to stop, interrupts its wait for the next job: its last writes then wait
-    until the process manager kills it."""
+    """redis-py's connection to the primary the Sentinels name, with two of redis-py 8.1's faults
+    mended, each in a few lines:
+
+    - It closes itself when a read is interrupted, as every other redis-py connection does. 8.1's
+      keeps the reply it never read (redis-py pull request 4292): the next command gets that reply,
+      or waits behind it. An idle RQ job worker, asked to stop, interrupts its wait for the next
+      job: its last writes then waited until the process manager killed it.
+    - A command tried again after its connection was lost asks the Sentinels for the primary. 8.1's
+      goes back to the address it had (redis-py issue 3874): after a failover, the dead primary's,
+      for as long as the retries last. A job worker waiting for its next job then waited a minute
+      on a server that was gone, while jobs queued on the new primary waited for it."""
 
     def read_response(self, *args, disconnect_on_error: bool = True, **kwargs):
         return super().read_response(*args, disconnect_on_error=disconnect_on_error, **kwargs)
+
+    def send_packed_command(self, command, check_health: bool = True):
+        self.connect()  # connected: nothing to do; not: through the Sentinels, as a new connection is
+        super().send_packed_command(command, check_health=check_health)
 # --8<-- [end:sentinel_connection]
 
 

@@ -158,7 +158,7 @@ def test_sentinels_name_the_primary_for_the_app_and_for_rqs_job_workers(environm
     client = queue.connect(settings)
     assert isinstance(client.connection_pool, SentinelConnectionPool)
     assert client.connection_pool.service_name == "twitpic"
-    assert client.connection_pool.connection_class is queue.SentinelConnection  # closes when interrupted
+    assert client.connection_pool.connection_class is queue.SentinelConnection  # redis-py faults mended
     config = rq_config()
     assert config.SENTINEL["INSTANCES"] == settings["REDIS_SENTINELS"]
     assert not hasattr(config, "REDIS_URL")  # RQ would use it first, and never ask the Sentinels

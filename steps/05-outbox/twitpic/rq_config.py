@@ -28,11 +28,11 @@ if settings["REDIS_SENTINELS"]:
         "MASTER_NAME": settings["REDIS_SENTINEL_MASTER"],
         "SOCKET_TIMEOUT": settings["REDIS_TIMEOUT"],
         "CONNECTION_KWARGS": {
-            "connection_class": SentinelConnection,  # closes itself when a read is interrupted (queue.py)
+            "connection_class": SentinelConnection,  # two of redis-py 8.1's faults mended (queue.py)
             "socket_connect_timeout": settings["REDIS_TIMEOUT"],
             # A lost primary is asked for again, about a second apart, for about REDIS_FAILOVER_WAIT
             # seconds: a failover then ends no job worker. redis-py's Retry, on connection errors
-            # and timeouts only; each try asks the Sentinels for the primary afresh.
+            # and timeouts only; each try asks the Sentinels for the primary afresh (queue.py).
             "retry": Retry(ExponentialBackoff(cap=1, base=0.1), math.ceil(settings["REDIS_FAILOVER_WAIT"])),
         },
         "SENTINEL_KWARGS": {
