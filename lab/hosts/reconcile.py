@@ -100,6 +100,18 @@ def posted(site: HostedSite) -> tuple[Counter, dict[int, float]]:
     return counts, first
 
 
+def tweets_by_host(site: HostedSite, since: float) -> dict[str, int] | None:
+    """How many tweets each job worker host posted after `since` (Unix time), by the address
+    the fake Twitter saw each come from: a host that posts none while the others post had a job
+    worker that ran nothing. None when the hosts share one address (--loopback)."""
+    addresses = {host.address: host.name for host in site.worker_hosts}
+    if len(addresses) < len(site.worker_hosts):
+        return None
+    counts = Counter(addresses.get(tweet["sender"]) for tweet in site.twitter.ledger()
+                     if datetime.fromisoformat(tweet["received_at"]).timestamp() > since)
+    return {name: counts[name] for name in addresses.values()}
+
+
 def comment_number(text: str) -> int | str:
     found = COMMENT.match(text or "")
     return int(found.group(1)) if found else text

@@ -34,7 +34,16 @@ from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from lab.hosts.reconcile import Watch, comment_number, logged_lost, posted, reconcile, settled, waiting
+from lab.hosts.reconcile import (
+    Watch,
+    comment_number,
+    logged_lost,
+    posted,
+    reconcile,
+    settled,
+    tweets_by_host,
+    waiting,
+)
 from lab.hosts.site import REDIS_HOSTS, TWITTER_PORT, HostedSite
 from lab.runtime.process import wait_until
 from lab.runtime.redis_server import MAXMEMORY
@@ -300,6 +309,7 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
         "recovery": round(min(after) - fault_at, 2) if after else None,
         "refused": dict(refused),
         "exits": dict(site.exits),
+        "tweets_by_host": tweets_by_host(site, healed_at),  # after the fault ended, per job worker host
         "fault": [round(fault_at - started, 2), round(healed_at - started, 2)],
         # the comment whose job the fault caught in a job worker's hands, and how often it was tweeted
         "in_hand": None if in_hand is None else [in_hand, counts[in_hand]],

@@ -84,6 +84,9 @@ def verdict_lines(result: dict) -> list[str]:
         f"  recovery {recovery}, refused {sum(result['refused'].values())} of {result['comments']}, "
         f"repeats refused {result['repeats_refused']}, exited: {exits}",
     ]
+    if result.get("tweets_by_host"):
+        by_host = ", ".join(f"{host} {count}" for host, count in result["tweets_by_host"].items())
+        lines.append(f"  tweets after the fault, by job worker host: {by_host}")
     if result.get("in_hand"):
         number, times = result["in_hand"]
         lines.append(f"  the job in hand at the fault, comment {number}: tweeted {times} time{'s' * (times != 1)}")

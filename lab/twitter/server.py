@@ -174,7 +174,7 @@ class Handler(BaseHTTPRequestHandler):
             self.state.count_rejection("invalid")
             return self.send_json(*problem(HTTPStatus.BAD_REQUEST, invalid))
 
-        tweet = self.state.accept(user, text)
+        tweet = self.state.accept(user, text, sender=self.client_address[0])
         if tweet is None:  # Twitter's own answer to a repeated status
             return self.send_json(*problem(HTTPStatus.FORBIDDEN, DUPLICATE_CONTENT))
         log.info("tweet %s by @%s%s: %s", tweet.id, user, " (DUPLICATE)" if tweet.duplicate else "", text)

@@ -80,6 +80,7 @@ class Tweet:
     text: str
     received_at: str
     duplicate: bool  # the same user already had a tweet with exactly this text
+    sender: str = ""  # the address it came from: which machine posted it, in the lab of hosts
 
     def as_json(self) -> dict:
         return {
@@ -88,6 +89,7 @@ class Tweet:
             "text": self.text,
             "received_at": self.received_at,
             "duplicate": self.duplicate,
+            "sender": self.sender,
         }
 
 
@@ -226,7 +228,7 @@ class TwitterState:
     def user_for(self, token: str | None) -> str | None:
         return self._user_by_token.get(token or "")
 
-    def accept(self, user: str, text: str) -> Tweet | None:
+    def accept(self, user: str, text: str, sender: str = "") -> Tweet | None:
         """Add the tweet to the ledger; None if it is a duplicate and duplicates are refused."""
         with self._changed:
             key = (user, text)
@@ -239,6 +241,7 @@ class TwitterState:
                 text=text,
                 received_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 duplicate=self._seen[key] > 0,
+                sender=sender,
             )
             self._seen[key] += 1
             self.ledger.append(tweet)

@@ -43,6 +43,10 @@ def failover(results: dict, printed: str) -> list[str]:
         # client retry): none exited.
         if result["exits"]:
             problems.append(f"failover on {result['stage']}: processes exited ({result['exits']})")
+        # And every one of them ran jobs again: none waited on the dead primary's address.
+        idle = [host for host, count in result["tweets_by_host"].items() if count == 0]
+        if idle:
+            problems.append(f"failover on {result['stage']}: no tweet from {', '.join(idle)} after the fault")
     # Stage 04 writes the comment, then queues its tweet: while no primary answers, the tweet of
     # every comment saved is lost, and the verdict names them. Stage 05's relay queues them later.
     if len(rq["lost"]) < 5 or f"  lost: comment {rq['lost'][0]}, comment {rq['lost'][1]}" not in printed:

@@ -2,11 +2,12 @@
 which promises a run broke, and how the command says so. No hosts are built here."""
 
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from lab.hosts import cli, report, scale_out, world
-from lab.hosts.reconcile import reconcile, waits_to_run
+from lab.hosts.reconcile import reconcile, tweets_by_host, waits_to_run
 from lab.hosts.verdicts import broken_promises, verdict_lines
 
 DEFAULTS = "aof, client-retry, idempotent-record, noeviction, supervisor"
@@ -79,6 +80,31 @@ def test_the_verdict_names_the_ids_of_what_broke():
     assert "  lost: comment 30, comment 31, comment 32, comment 33, comment 34, comment 35, comment 36, " \
            "comment 37, ..." in lines
     assert "  duplicated: comment 12" in lines
+
+
+def test_the_verdict_shows_a_job_worker_host_that_posted_nothing_after_the_fault():
+    lines = verdict_lines({**result(), "tweets_by_host": {"w1": 137, "w2": 0}})
+    assert "  tweets after the fault, by job worker host: w1 137, w2 0" in lines
+    on_loopback = verdict_lines({**result(), "tweets_by_host": None})
+    assert not [line for line in on_loopback if "by job worker host" in line]
+
+
+def site_with_tweets(addresses: dict[str, str], tweets: list[tuple[str, str]]):
+    """A site whose job worker hosts have these addresses, and a fake Twitter with these tweets,
+    each (received_at, sender)."""
+    ledger = [{"received_at": at, "sender": sender} for at, sender in tweets]
+    hosts = [SimpleNamespace(name=name, address=address) for name, address in addresses.items()]
+    return SimpleNamespace(worker_hosts=hosts, twitter=SimpleNamespace(ledger=lambda: ledger))
+
+
+def test_tweets_after_a_moment_are_counted_by_the_host_they_came_from():
+    tweets = [("2026-12-07T10:00:00.000+00:00", "10.77.0.3"), ("2026-12-07T10:00:02.000+00:00", "10.77.0.3"),
+              ("2026-12-07T10:00:03.000+00:00", "10.77.0.3"), ("2026-12-07T10:00:03.500+00:00", "10.77.0.30")]
+    since = 1796637601.0  # 10:00:01 that day, UTC
+    site = site_with_tweets({"w1": "10.77.0.3", "w2": "10.77.0.4"}, tweets)
+    assert tweets_by_host(site, since) == {"w1": 2, "w2": 0}
+    # Every host on 127.0.0.1 (--loopback): the address does not say which host posted.
+    assert tweets_by_host(site_with_tweets({"w1": "127.0.0.1", "w2": "127.0.0.1"}, tweets), since) is None
 
 
 def test_the_scale_out_verdict_gives_each_rounds_drain_and_speed_up():

@@ -26,6 +26,7 @@ def test_a_tweet_is_accepted_with_an_id_and_recorded(twitter):
     assert entry["text"] == "Check out this cool pic."
     assert entry["received_at"].endswith("+00:00")
     assert entry["duplicate"] is False
+    assert entry["sender"] == "127.0.0.1"  # the address the tweet came from
 
 
 def test_ids_are_unique_and_increasing(twitter):
