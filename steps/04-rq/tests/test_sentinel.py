@@ -4,11 +4,13 @@ when it loses the one it had."""
 
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import redis
 from rq import Worker
+from rq.cli.helpers import get_redis_from_config, read_config_file
 
 from lab.hosts.loopback import LoopbackNetwork
 from lab.hosts.redis_ha import MASTER_NAME, REDIS_PORT, SENTINEL_PORT, RedisHA
@@ -19,6 +21,7 @@ STAGE = Path(__file__).resolve().parents[1]
 RQ = Path(sys.executable).with_name("rq")
 STOPS_WITHIN = 10  # seconds: RQ stops an idle job worker at once; the last writes take a moment
 FOLLOWS_WITHIN = 10  # seconds: its next try, about a second after the first fails, asks the Sentinels
+FAILOVER_WAIT = 5  # seconds: TWITPIC_REDIS_FAILOVER_WAIT, shortened
 
 
 @pytest.fixture
@@ -79,3 +82,32 @@ def test_a_job_worker_that_loses_the_primary_waits_for_jobs_on_the_one_the_senti
     finally:
         for client in (old, new, sentinel):
             client.close()
+
+
+def test_with_no_primary_named_a_job_worker_s_command_gives_up_after_the_failover_wait(network, tmp_path,
+                                                                                       monkeypatch):
+    """No server is the primary for minutes: a command of the job worker's client asks the
+    Sentinels about once a second, and gives up after about TWITPIC_REDIS_FAILOVER_WAIT seconds.
+    Reconnecting through redis-py's `connect()` instead runs a whole Retry of its own inside each
+    try of the command's: five seconds became twenty, and the stages' minute would be an hour."""
+    RedisHA(network["redis"], [], [network["sentinel"]], tmp_path / "redis").start()
+    sentinel = network["sentinel"]
+    monkeypatch.setenv("TWITPIC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TWITPIC_REDIS_SENTINELS", f"{sentinel.address}:{sentinel.port(SENTINEL_PORT)}")
+    monkeypatch.setenv("TWITPIC_REDIS_FAILOVER_WAIT", str(FAILOVER_WAIT))
+    sys.modules.pop("twitpic.rq_config", None)  # read afresh, as `rq worker -c` does
+    # The job workers' client, as `rq worker -c twitpic.rq_config` makes it.
+    connection = get_redis_from_config(read_config_file("twitpic.rq_config"))
+    sentinels = redis.Redis(sentinel.address, sentinel.port(SENTINEL_PORT), socket_timeout=5)
+    try:
+        assert connection.ping()
+        sentinels.sentinel_remove(MASTER_NAME)  # it names no primary any more
+        network.crash("redis")
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            connection.ping()
+        assert time.monotonic() - started < 2 * FAILOVER_WAIT
+    finally:
+        connection.close()
+        sentinels.close()
+        sys.modules.pop("twitpic.rq_config", None)

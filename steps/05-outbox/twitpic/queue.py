@@ -42,7 +42,8 @@ class SentinelConnection(SentinelManagedConnection):
         return super().read_response(*args, disconnect_on_error=disconnect_on_error, **kwargs)
 
     def send_packed_command(self, command, check_health: bool = True):
-        self.connect()  # connected: nothing to do; not: through the Sentinels, as a new connection is
+        if not self.is_connected:  # lost, and tried again: once per try of the command's Retry
+            self.connect_to(self.connection_pool.get_master_address())
         super().send_packed_command(command, check_health=check_health)
 # --8<-- [end:sentinel_connection]
 
