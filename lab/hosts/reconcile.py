@@ -59,27 +59,31 @@ class Watch:
         return self
 
     def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.samples.append(self.sample())
+
+    def sample(self) -> list:
+        """Seconds from the start, the primary as each Sentinel names it, each server's [role, queued]."""
         servers = {name: self.site.net[name] for name in REDIS_HOSTS}
         names = {(host.address, host.port(REDIS_PORT)): name for name, host in servers.items()}
         # One try each: redis-py's default retries would spend seconds on a server that is gone.
         once = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3, "retry": Retry(NoBackoff(), 0)}
-        while not self._stop.wait(0.5):
-            sample = [round(time.time() - self.started, 1)]
-            for address in self.site.redis.sentinel_addresses:
-                try:
-                    with redis.Redis(*address, decode_responses=True, **once) as sentinel:
-                        found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
-                    sample.append(names.get((found[0], int(found[1])), found[0]) if found else None)
-                except redis.RedisError:
-                    sample.append(None)
-            for host in servers.values():
-                try:
-                    with redis.Redis(host.address, host.port(REDIS_PORT), **once) as server:
-                        role = server.execute_command("ROLE")[0].decode()
-                        sample.append([role, Queue("tweets", connection=server).count])
-                except redis.RedisError:
-                    sample.append(None)
-            self.samples.append(sample)
+        sample = [round(time.time() - self.started, 1)]
+        for address in self.site.redis.sentinel_addresses:
+            try:
+                with redis.Redis(*address, decode_responses=True, **once) as sentinel:
+                    found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
+                sample.append(names.get((found[0], int(found[1])), found[0]) if found else None)
+            except redis.RedisError:
+                sample.append(None)
+        for host in servers.values():
+            try:
+                with redis.Redis(host.address, host.port(REDIS_PORT), **once) as server:
+                    role = server.execute_command("ROLE")[0].decode()
+                    sample.append([role, Queue("tweets", connection=server).count])
+            except redis.RedisError:
+                sample.append(None)
+        return sample
 
     def stop(self) -> list[list]:
         self._stop.set()

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from rq import Queue
+from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from lab.hosts.reconcile import logged_lost, posted
+from lab.hosts.reconcile import Watch, logged_lost, posted
 from lab.hosts.site import HostedSite
 from lab.hosts.verdicts import promise_line
 from lab.runtime.process import wait_until
@@ -36,6 +36,18 @@ QUICK_BATCH, FULL_BATCH = 60, 300  # tweets in each round's backlog
 def queued(site: HostedSite) -> int:
     with site.primary() as connection:
         return Queue("tweets", connection=connection, serializer=JSONSerializer).count
+
+
+def what_the_lab_sees(site: HostedSite) -> str:
+    """For a run that went wrong: which server each Sentinel names, each server's role and queue,
+    what the primary holds, what Twitter got, and the last lines of each process."""
+    said = {key: process.log_text().splitlines()[-5:] for key, (_, _, process) in site.processes.items()}
+    with site.primary() as primary:
+        keys, workers = primary.dbsize(), [worker.name for worker in Worker.all(connection=primary)]
+    tweets = len(site.twitter.ledger())
+    return (f"the Sentinels' primary and each server's [role, queued]: {Watch(site, time.time()).sample()}; "
+            f"the primary's keys: {keys}; its job workers: {workers}; tweets posted: {tweets}; "
+            f"the last lines of each process: {said}")
 
 
 def run(site: HostedSite, quick: bool, say: Callable[[str], None] = print) -> dict:
@@ -62,8 +74,8 @@ def run(site: HostedSite, quick: bool, say: Callable[[str], None] = print) -> di
         try:
             wait_until(in_the_queue, timeout=60, what=f"{expected} tweets queued")
         except TimeoutError as error:
-            raise TimeoutError(f"{error}: {queued(site)} queued, "
-                               f"{len(logged_lost(site) & set(batch))} logged as lost") from None
+            raise TimeoutError(f"{error}: {queued(site)} queued, {len(logged_lost(site) & set(batch))} logged "
+                               f"as lost; {what_the_lab_sees(site)}") from None
         told = time.time()
         site.start_job_workers(site.worker_hosts[:hosts])
 
