@@ -267,6 +267,12 @@ class Comments:
         self._thread.join()
 
 
+def one_primary(site: HostedSite) -> bool:
+    """Does exactly one Redis server say it is the primary?"""
+    servers = Watch(site, time.time()).sample()[1 + len(site.redis.sentinel_addresses):]
+    return sum(1 for server in servers if server and server[0] == "master") == 1
+
+
 def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], None] = print) -> dict:
     phases = scenario.phases(quick)
     client = SiteClient(site.base_url)
@@ -286,6 +292,9 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     load.stop()
     accepted = {number for number, answer in load.answers.items() if answer == "accepted"}
     try:
+        # The servers agree again first: after a partition, the old primary stays one until the
+        # Sentinels make it a replica, some ten seconds after the cut heals, and drops its jobs then.
+        wait_until(lambda: one_primary(site), timeout=phases.drain, interval=0.5, what="one primary")
         wait_until(settled(site, accepted, quick), timeout=phases.drain, interval=0.5, what="the run settles")
     except TimeoutError:
         pass

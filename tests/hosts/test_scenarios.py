@@ -44,7 +44,7 @@ def failover(results: dict, printed: str) -> list[str]:
         if result["exits"]:
             problems.append(f"failover on {result['stage']}: processes exited ({result['exits']})")
         # And every one of them ran jobs again: none waited on the dead primary's address.
-        idle = [host for host, count in result["tweets_by_host"].items() if count == 0]
+        idle = [host for host, count in (result["tweets_by_host"] or {}).items() if count == 0]  # None: loopback
         if idle:
             problems.append(f"failover on {result['stage']}: no tweet from {', '.join(idle)} after the fault")
     # Stage 04 writes the comment, then queues its tweet: while no primary answers, the tweet of
@@ -68,11 +68,12 @@ def partition(results: dict, printed: str) -> list[str]:
         if not (last[4] and last[4][0] == "slave"):
             problems.append(f"partition on {stage}: the old primary was not made a replica again ({last})")
     rq = results["partition", "04-rq"]
-    # Jobs the old primary acknowledged, then dropped when it became a replica: the web request
-    # saw no error for them.
-    if not len(rq["lost"]) > len(rq["lost_logged"]):
-        problems.append(f"partition on 04-rq: nothing lost silently ({len(rq['lost'])} lost, "
-                        f"{len(rq['lost_logged'])} logged)")
+    # The old primary took the web host's writes throughout: the web request saw no error. The jobs
+    # it held when it became a replica are lost; how many, depends on how many the job workers
+    # took from it after the cut healed (none in most quick runs, 41 in the committed full run).
+    if rq["lost_logged"] or sum(rq["refused"].values()):
+        problems.append(f"partition on 04-rq: the web request saw errors ({len(rq['lost_logged'])} logged, "
+                        f"{sum(rq['refused'].values())} refused)")
     if results["partition", "05-outbox"]["lost"]:  # its relay queues again what Redis dropped
         problems.append(f"partition on 05-outbox: lost {results['partition', '05-outbox']['lost']}")
     return problems
