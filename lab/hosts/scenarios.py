@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -44,6 +46,7 @@ from lab.hosts.reconcile import (
     tweets_by_host,
     waiting,
 )
+from lab.hosts.redis_ha import REDIS_PORT
 from lab.hosts.site import REDIS_HOSTS, TWITTER_PORT, HostedSite
 from lab.runtime.process import wait_until
 from lab.runtime.redis_server import MAXMEMORY
@@ -268,9 +271,20 @@ class Comments:
 
 
 def one_primary(site: HostedSite) -> bool:
-    """Does exactly one Redis server say it is the primary?"""
-    servers = Watch(site, time.time()).sample()[1 + len(site.redis.sentinel_addresses):]
-    return sum(1 for server in servers if server and server[0] == "master") == 1
+    """Does exactly one Redis server say it is the primary? A server that refuses the connection is
+    down; one that does not answer in time may still be a primary: not yet."""
+    primaries = 0
+    for name in REDIS_HOSTS:
+        host = site.net[name]
+        try:
+            with redis.Redis(host.address, host.port(REDIS_PORT), socket_timeout=2, socket_connect_timeout=2,
+                             retry=Retry(NoBackoff(), 0)) as server:
+                primaries += server.execute_command("ROLE")[0] == b"master"
+        except redis.TimeoutError:
+            return False
+        except redis.ConnectionError:
+            continue  # down: nothing listens there
+    return primaries == 1
 
 
 def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], None] = print) -> dict:
@@ -291,13 +305,14 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     time.sleep(phases.after)
     load.stop()
     accepted = {number for number, answer in load.answers.items() if answer == "accepted"}
-    try:
-        # The servers agree again first: after a partition, the old primary stays one until the
-        # Sentinels make it a replica, some ten seconds after the cut heals, and drops its jobs then.
-        wait_until(lambda: one_primary(site), timeout=phases.drain, interval=0.5, what="one primary")
-        wait_until(settled(site, accepted, quick), timeout=phases.drain, interval=0.5, what="the run settles")
-    except TimeoutError:
-        pass
+    # The servers agree again first: after a partition, the old primary stays one until the
+    # Sentinels make it a replica, some ten seconds after the cut heals, and drops its jobs then.
+    for condition, what in ((lambda: one_primary(site), "one primary"),
+                            (settled(site, accepted, quick), "the run settles")):
+        try:
+            wait_until(condition, timeout=phases.drain, interval=0.5, what=what)
+        except TimeoutError:
+            pass  # the verdict says what is left
     samples = watch.stop()
     counts, first = posted(site)
     lost, held, stranded = reconcile(accepted, counts, waiting(site))
