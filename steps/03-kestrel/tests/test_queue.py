@@ -295,3 +295,26 @@ def test_an_outage_parks_nothing_however_many_tries(tmp_path, twitter, private_q
     assert parked is None
     assert b"wait for it" in waiting  # still at the head of the queue, for when Twitter is back
     assert twitter.stats()["rejected"]["down"] == 6
+
+
+def test_a_worker_that_dies_waiting_to_retry_leaves_its_tweet_on_the_queue_once(tmp_path, twitter, private_queue):
+    """A tweet handed back for a retry is the same item, not a copy: when the worker dies while it
+    waits, the server has nothing open of its to give back a second time."""
+    twitter.set_mode("down")
+    queue_one(private_queue, "wait once https://twitpic.example/p/1")
+    first = worker_for(tmp_path, twitter, private_queue, retry_base=0.01, retry_cap=0.01)
+    assert first.run_once() is True, "the job worker found no item"
+    crash(first)
+    wait_until(lambda: read_stats(*private_queue)["queue_tweets_open_transactions"] == "0", timeout=10,
+               what="the queue server has no read open")
+    assert read_stats(*private_queue)["queue_tweets_items"] == "1"
+
+    twitter.set_mode("up")
+    second = worker_for(tmp_path, twitter, private_queue)
+    try:
+        while second.run_once():
+            pass
+    finally:
+        second.close()
+    assert len(twitter.tweets_starting_with(["wait once"])["wait once"]) == 1
+    assert len(recorded(tmp_path)) == 1
