@@ -86,8 +86,11 @@ class Watch:
         return sample
 
     def stop(self) -> list[list]:
+        """Stop watching; the samples, the last taken now: a run's waits may have seen a change that
+        the sample before them, up to a second old, had not."""
         self._stop.set()
         self._thread.join()
+        self.samples.append(self.sample())
         return self.samples
 
 

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from lab.hosts import cli, report, scale_out, world
-from lab.hosts.reconcile import reconcile, tweets_by_host, waits_to_run
+from lab.hosts.reconcile import Watch, reconcile, tweets_by_host, waits_to_run
 from lab.hosts.verdicts import broken_promises, verdict_lines
+from lab.runtime.process import wait_until
 
 DEFAULTS = "aof, client-retry, idempotent-record, noeviction, supervisor"
 
@@ -105,6 +106,18 @@ def test_tweets_after_a_moment_are_counted_by_the_host_they_came_from():
     assert tweets_by_host(site, since) == {"w1": 2, "w2": 0}
     # Every host on 127.0.0.1 (--loopback): the address does not say which host posted.
     assert tweets_by_host(site_with_tweets({"w1": "127.0.0.1", "w2": "127.0.0.1"}, tweets), since) is None
+
+
+def test_the_watch_s_last_sample_is_taken_when_it_stops():
+    """A run waits for the servers to agree, then stops the watch: its last sample must say what
+    the wait saw, not what the servers said up to a second before."""
+    said = {"r1": "master"}
+    watch = Watch(site=None, started=0.0)
+    watch.sample = lambda: [said["r1"]]  # what the servers say now
+    watch.start()
+    wait_until(lambda: watch.samples, timeout=10, what="a first sample")
+    said["r1"] = "slave"  # the Sentinels make the old primary a replica; the run's wait sees it
+    assert watch.stop()[-1] == ["slave"]
 
 
 def test_the_scale_out_verdict_gives_each_rounds_drain_and_speed_up():
