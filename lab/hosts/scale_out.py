@@ -74,7 +74,8 @@ def run(site: HostedSite, quick: bool, say: Callable[[str], None] = print) -> di
         try:
             wait_until(in_the_queue, timeout=60, what=f"{expected} tweets queued")
         except TimeoutError as error:
-            raise TimeoutError(f"{error}: {queued(site)} queued, {len(logged_lost(site) & set(batch))} logged "
+            raise TimeoutError(f"{error}, in the round of {hosts} host(s): {queued(site)} queued, "
+                               f"{len(logged_lost(site) & set(batch))} logged "
                                f"as lost; {what_the_lab_sees(site)}") from None
         told = time.time()
         site.start_job_workers(site.worker_hosts[:hosts])

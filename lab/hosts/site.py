@@ -122,9 +122,11 @@ class HostedSite:
         command = self.stage.processes()[line]
         ready = {"port": host.port(WEB_PORT)} if line == "web" else {"ready": lambda: True}
         process = host.process(line, ["sh", "-c", f"exec {command}"], cwd=self.stage.path,
-                               env=self.environment(), **ready)
+                               env=self.environment(), **ready).start(timeout=60)
+        # Held only once it runs: the supervisor takes a held process that is not running for one
+        # that exited, and would start a second one beside it.
         self.processes[f"{host.name}:{line}"] = (host, line, process)
-        return process.start(timeout=60)
+        return process
 
     def supervise(self) -> None:
         """Start again every job worker, scheduler or relay that exits, until the site stops."""
@@ -186,9 +188,12 @@ class HostedSite:
         self.run(net["w1"], "scheduler")
         if job_workers:
             self.start_job_workers(self.worker_hosts)
+        self.start_supervisor()
+        return self
+
+    def start_supervisor(self) -> None:
         self._supervisor = threading.Thread(target=self.supervise, daemon=True)
         self._supervisor.start()
-        return self
 
     def drop_the_record_s_key(self) -> None:
         """The record without its key, the one thing the stage's code does not hold: a run reserves a
