@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lab.hosts.network import Host
 from lab.runtime.process import ManagedProcess, wait_until
@@ -131,6 +133,21 @@ class RedisHA:
                     or master["is_odown"]:
                 return False
         return True
+
+    def one_primary(self) -> bool:
+        """Does exactly one server say it is the primary? A server that refuses the connection is
+        down; one that does not answer in time may still be a primary: not yet."""
+        primaries = 0
+        for host in (self.primary, *self.replicas):
+            try:
+                with redis.Redis(host.address, host.port(REDIS_PORT), socket_timeout=2, socket_connect_timeout=2,
+                                 retry=Retry(NoBackoff(), 0)) as server:
+                    primaries += server.execute_command("ROLE")[0] == b"master"
+            except redis.TimeoutError:
+                return False
+            except redis.ConnectionError:
+                continue  # down: nothing listens there
+        return primaries == 1
 
     def master_address(self) -> tuple[str, int] | None:
         """The primary's address, as the first Sentinel that answers names it."""

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 
 import redis
 import requests
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -46,7 +44,6 @@ from lab.hosts.reconcile import (
     tweets_by_host,
     waiting,
 )
-from lab.hosts.redis_ha import REDIS_PORT
 from lab.hosts.site import REDIS_HOSTS, TWITTER_PORT, HostedSite
 from lab.runtime.process import wait_until
 from lab.runtime.redis_server import MAXMEMORY
@@ -270,23 +267,6 @@ class Comments:
         self._thread.join()
 
 
-def one_primary(site: HostedSite) -> bool:
-    """Does exactly one Redis server say it is the primary? A server that refuses the connection is
-    down; one that does not answer in time may still be a primary: not yet."""
-    primaries = 0
-    for name in REDIS_HOSTS:
-        host = site.net[name]
-        try:
-            with redis.Redis(host.address, host.port(REDIS_PORT), socket_timeout=2, socket_connect_timeout=2,
-                             retry=Retry(NoBackoff(), 0)) as server:
-                primaries += server.execute_command("ROLE")[0] == b"master"
-        except redis.TimeoutError:
-            return False
-        except redis.ConnectionError:
-            continue  # down: nothing listens there
-    return primaries == 1
-
-
 def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], None] = print) -> dict:
     phases = scenario.phases(quick)
     client = SiteClient(site.base_url)
@@ -307,7 +287,7 @@ def run(site: HostedSite, scenario: Scenario, quick: bool, say: Callable[[str], 
     accepted = {number for number, answer in load.answers.items() if answer == "accepted"}
     # The servers agree again first: after a partition, the old primary stays one until the
     # Sentinels make it a replica, some ten seconds after the cut heals, and drops its jobs then.
-    for condition, what in ((lambda: one_primary(site), "one primary"),
+    for condition, what in ((site.redis.one_primary, "one primary"),
                             (settled(site, accepted, quick), "the run settles")):
         try:
             wait_until(condition, timeout=phases.drain, interval=0.5, what=what)
